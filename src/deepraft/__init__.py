@@ -1,0 +1,15 @@
+"""deepraft: invisible, robust "only for you" stamps for pictures.
+
+>>> import deepraft
+>>> stamper = deepraft.load()                 # the bundled "default" model
+>>> stamped = stamper.protect(image)          # PIL image in, PIL image out (same size)
+>>> stamper.scan(stamped).protected
+True
+"""
+
+__version__ = "0.1.0"
+
+from .api import ScanResult, Stamper, load
+from .imageio import ImageError, Picture, read_image
+
+__all__ = ["ImageError", "Picture", "ScanResult", "Stamper", "__version__", "load", "read_image"]

@@ -1,0 +1,141 @@
+"""The Python API: ``deepraft.load()`` and :class:`Stamper` (protect / scan)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .card import ModelCard, resolve_card
+from .imageio import DEFAULT_MAX_PIXELS, Picture, picture_from_pil, read_image, save_image
+from .models import StampModel, build_model
+from .models import functional as Fn
+from .train.checkpoint import load_weights
+
+ImageLike = Union[Image.Image, Picture]
+
+STRIP_PIXELS = 2_000_000
+"""Pixels per strip when adding the upsampled stamp (bounds float memory on huge images)."""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """``score`` is the scanner's logit (higher: more likely stamped); the image is judged
+    ``protected`` when ``score > threshold``, the threshold calibrated for the requested FPR."""
+
+    protected: bool
+    score: float
+    threshold: float
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Stamper:
+    """Protects (stamps) and scans images with one model card."""
+
+    def __init__(self, card: ModelCard, model: StampModel, device: torch.device,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        self.card = card
+        self.model = model.eval()
+        self.device = device
+        self.max_pixels = max_pixels
+
+    @property
+    def work_size(self) -> int:
+        return self.card.model.work_size
+
+    # -- conversions ---------------------------------------------------------------------
+    def _picture(self, image: ImageLike) -> Picture:
+        if isinstance(image, Picture):
+            return image
+        if isinstance(image, Image.Image):
+            return picture_from_pil(image, max_pixels=self.max_pixels)
+        raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
+
+    def _work_batch(self, pics: Sequence[Picture]) -> torch.Tensor:
+        s = self.work_size
+        arrs = [np.asarray(Image.fromarray(p.rgb).resize((s, s), Image.Resampling.BILINEAR)) for p in pics]
+        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div_(255.0)
+        return t.to(self.device)
+
+    # -- protect ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def protect_pictures(self, pics: Sequence[Picture]) -> list[Picture]:
+        if not pics:
+            return []
+        residuals = self.model.residual(self._work_batch(pics)).float()
+        return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
+
+    def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
+        h, w = pic.rgb.shape[:2]
+        out = np.empty_like(pic.rgb)
+        rows = max(1, STRIP_PIXELS // max(1, w))
+        for a in range(0, h, rows):
+            b = min(h, a + rows)
+            up = Fn.upsample(residual, h, w, a, b)[0].mul_(255.0)
+            block = torch.from_numpy(pic.rgb[a:b].copy()).to(self.device).permute(2, 0, 1).float().add_(up)
+            out[a:b] = block.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return pic.with_rgb(out)
+
+    def protect(self, image: ImageLike) -> ImageLike:
+        """Stamp one image; returns the same kind (PIL image or Picture), same size, with the
+        alpha channel, ICC profile and EXIF of the input."""
+        out = self.protect_pictures([self._picture(image)])[0]
+        return out if isinstance(image, Picture) else out.to_pil()
+
+    def protect_batch(self, images: Sequence[ImageLike]) -> list[ImageLike]:
+        outs = self.protect_pictures([self._picture(im) for im in images])
+        return [o if isinstance(im, Picture) else o.to_pil() for im, o in zip(images, outs)]
+
+    # -- scan ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def scores(self, pics: Sequence[Picture], batch_size: int = 64) -> list[float]:
+        """Scanner logits for decoded pictures."""
+        out: list[float] = []
+        for i in range(0, len(pics), batch_size):
+            out += self.model.scanner(self._work_batch(pics[i : i + batch_size])).float().cpu().tolist()
+        return out
+
+    def _result(self, score: float, fpr: float | None) -> ScanResult:
+        thr = self.card.threshold(fpr)
+        return ScanResult(protected=bool(score > thr), score=float(score), threshold=thr)
+
+    def scan(self, image: ImageLike, fpr: float | None = None) -> ScanResult:
+        """Is the stamp in ``image``? ``fpr`` picks another calibrated operating point."""
+        return self._result(self.scores([self._picture(image)])[0], fpr)
+
+    def scan_batch(self, images: Sequence[ImageLike], fpr: float | None = None) -> list[ScanResult]:
+        self.card.threshold(fpr)  # fail before scoring on an uncalibrated FPR
+        return [self._result(s, fpr) for s in self.scores([self._picture(im) for im in images])]
+
+    # -- files -----------------------------------------------------------------------------
+    def read(self, path: str | os.PathLike[str]) -> Picture:
+        return read_image(path, max_pixels=self.max_pixels)
+
+    def protect_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95) -> Picture:
+        """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``)."""
+        if Path(dst).resolve() == Path(src).resolve():
+            raise ValueError(f"{dst}: refusing to overwrite the input")
+        out = self.protect_pictures([self.read(src)])[0]
+        save_image(out, dst, quality=quality)
+        return out
+
+    def scan_file(self, path: str | os.PathLike[str], fpr: float | None = None) -> ScanResult:
+        return self.scan(self.read(path), fpr)
+
+
+def load(model: str | os.PathLike[str] = "default", device: str | torch.device | None = None,
+         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Stamper:
+    """Load a bundled model by name, a model card folder, or a training run folder."""
+    card = resolve_card(model if isinstance(model, str) else Path(model))
+    dev = default_device() if device is None else torch.device(device)
+    net = build_model(card.model)
+    load_weights(net, card.weights_path)
+    return Stamper(card, net.to(dev), dev, max_pixels=max_pixels)

@@ -1,0 +1,171 @@
+"""Parameter samplers for the attacks, and the stochastic-concatenation attack layer.
+
+An :class:`Attack` pairs a pure function from :mod:`.functional` with a sampler that draws
+per-sample parameters for a given strength in [0, 1] (0: identity, 1: the full training
+range). :class:`AttackLayer` draws a random subset of attacks in random order each step
+(DeepRAFT's "stochastic concatenation") with strengths set by a linear curriculum, and
+returns a record from which the exact same attacks can be replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from ..config import AugmentConfig
+from . import functional as AF
+
+Params = dict[str, torch.Tensor]
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def _signed(n: int, mag: float, g: torch.Generator) -> torch.Tensor:
+    return _uniform(n, -mag, mag, g)
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    sampler: Callable[[int, tuple[int, int], float, float, torch.Generator], Params]
+    max_strength: float
+    """Size of the full-strength range (meaning depends on the attack; see ATTACKS)."""
+
+    def sample(self, n: int, size: tuple[int, int], strength: float, g: torch.Generator,
+               max_strength: float | None = None) -> Params:
+        m = self.max_strength if max_strength is None else max_strength
+        return self.sampler(n, size, float(strength), m, g)
+
+    def apply(self, x: torch.Tensor, params: Params, **kwargs: Any) -> torch.Tensor:
+        return self.fn(x, **params, **kwargs)
+
+
+def _s_rotate(n, size, s, m, g):  # m: max angle in degrees
+    return {"angle": _signed(n, m * s, g)}
+
+
+def _s_crop(n, size, s, m, g):  # m: largest fraction of the area removed
+    area = _uniform(n, 1.0 - m * s, 1.0, g)
+    log_r = _signed(n, 0.2 * s, g)
+    aspect = torch.exp(log_r)
+    w = (area * aspect).sqrt().clamp(max=1.0)
+    h = (area / aspect).sqrt().clamp(max=1.0)
+    x0 = torch.rand(n, generator=g) * (1 - w)
+    y0 = torch.rand(n, generator=g) * (1 - h)
+    return {"box": torch.stack([x0, y0, w, h], dim=1)}
+
+
+def _s_resize(n, size, s, m, g):  # m: largest fraction of the side removed
+    return {"scale": _uniform(n, 1.0 - m * s, 1.0, g)}
+
+
+def _s_color(n, size, s, m, g):  # m: largest change of each factor; hue uses m/5
+    return {
+        "brightness": 1.0 + _signed(n, m * s, g),
+        "contrast": 1.0 + _signed(n, m * s, g),
+        "saturation": 1.0 + _signed(n, m * s, g),
+        "hue": _signed(n, m * s / 5.0, g),
+    }
+
+
+def _s_defocus(n, size, s, m, g):  # m: largest radius in pixels
+    return {"radius": _uniform(n, 0.0, m * s, g)}
+
+
+def _s_blur(n, size, s, m, g):  # m: largest sigma in pixels
+    return {"sigma": _uniform(n, 0.01, 0.01 + m * s, g)}
+
+
+def _s_perspective(n, size, s, m, g):  # m: largest corner move, fraction of the side
+    return {"offsets": _signed(n * 8, m * s, g).view(n, 4, 2)}
+
+
+def _s_noise(n, size, s, m, g):  # m: largest sigma (images in [0,1])
+    sigma = _uniform(n, 0.0, m * s, g)
+    return {"eps": torch.randn(n, 3, *size, generator=g) * sigma.view(-1, 1, 1, 1)}
+
+
+def _s_jpeg(n, size, s, m, g):  # m: largest drop of quality below 100
+    return {"quality": _uniform(n, 100.0 - m * s, 100.0, g).round().clamp(1, 100)}
+
+
+ATTACKS: dict[str, Attack] = {
+    a.name: a
+    for a in [
+        Attack("rotate", AF.rotate, _s_rotate, 15.0),
+        Attack("crop", AF.crop, _s_crop, 0.5),
+        Attack("resize", AF.resize, _s_resize, 0.6),
+        Attack("color", AF.color, _s_color, 0.5),
+        Attack("defocus", AF.defocus, _s_defocus, 2.0),
+        Attack("blur", AF.gaussian_blur, _s_blur, 1.5),
+        Attack("perspective", AF.perspective, _s_perspective, 0.08),
+        Attack("noise", AF.noise, _s_noise, 0.05),
+        Attack("jpeg", AF.jpeg, _s_jpeg, 70.0),
+    ]
+}
+
+
+def curriculum(step: int, start: int, end: int) -> float:
+    """Attack strength at ``step``: 0 before ``start``, 1 after ``end``, linear between."""
+    if step < start:
+        return 0.0
+    if end <= start:
+        return 1.0
+    return min(1.0, (step - start) / (end - start))
+
+
+@dataclass
+class AttackRecord:
+    """What an :class:`AttackLayer` did to one batch, enough to replay it exactly."""
+
+    ops: list[tuple[str, Params]] = field(default_factory=list)
+    keep_clean: torch.Tensor | None = None
+    strength: float = 0.0
+
+
+class AttackLayer:
+    """Stochastic concatenation of attacks behind a curriculum."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        unknown = [n for n in cfg.names if n not in ATTACKS]
+        if unknown:
+            raise ValueError(f"unknown attack(s) {unknown}; known: {sorted(ATTACKS)}")
+        self.cfg = cfg
+
+    def sample(self, n: int, size: tuple[int, int], step: int, g: torch.Generator) -> AttackRecord:
+        cfg = self.cfg
+        strength = curriculum(step, cfg.aug_start, cfg.aug_end) if cfg.enabled else 0.0
+        record = AttackRecord(strength=strength)
+        if strength <= 0.0 or not cfg.names:
+            return record
+        k = int(torch.randint(0, cfg.max_ops + 1, (1,), generator=g))
+        order = torch.randperm(len(cfg.names), generator=g)[:k].tolist()
+        for i in order:
+            name = cfg.names[i]
+            record.ops.append((name, ATTACKS[name].sample(n, size, strength, g, cfg.max_strength.get(name))))
+        record.keep_clean = torch.rand(n, generator=g) < cfg.p_clean
+        return record
+
+    def apply(self, x: torch.Tensor, record: AttackRecord) -> torch.Tensor:
+        return replay(x, record, jpeg_mode=self.cfg.jpeg_mode)
+
+    def __call__(self, x: torch.Tensor, step: int, g: torch.Generator) -> tuple[torch.Tensor, AttackRecord]:
+        record = self.sample(x.shape[0], tuple(x.shape[-2:]), step, g)
+        return self.apply(x, record), record
+
+
+def replay(x: torch.Tensor, record: AttackRecord, jpeg_mode: str = "real_ste") -> torch.Tensor:
+    """Apply the attacks of ``record`` to ``x`` (the same parameters, the same order)."""
+    y = x
+    for name, params in record.ops:
+        kwargs = {"mode": jpeg_mode} if name == "jpeg" else {}
+        y = ATTACKS[name].apply(y, params, **kwargs)
+    if record.keep_clean is not None and record.ops:
+        keep = record.keep_clean.to(x.device).view(-1, 1, 1, 1)
+        y = torch.where(keep, x, y)
+    return y

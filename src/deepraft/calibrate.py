@@ -1,0 +1,136 @@
+"""Detection thresholds calibrated to a stated false-positive rate on clean photos.
+
+A platform scans every upload, nearly all of them clean, so the number that matters is how
+often a clean picture is wrongly blocked. The threshold for FPR ``f`` is read off the scores
+of clean held-out photos and of benign edits of them (re-compression, resizing, crops, colour
+tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of them score above it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+DEFAULT_FPRS = (1e-1, 1e-2, 1e-3)
+
+
+def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
+    """Smallest threshold ``t`` among the scores with ``mean(score > t) <= fpr``.
+
+    With ``n`` negatives, ``k = floor(fpr * n)`` of them may lie above ``t``: ``t`` is the
+    (k+1)-th largest score. When ``fpr * n < 1`` this is the largest score (an empirical FPR
+    of 0, which says little: see :func:`fpr_resolution`)."""
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+    s = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
+    if s.size == 0:
+        raise ValueError("no negative scores to calibrate on")
+    k = int(math.floor(fpr * s.size + 1e-9))
+    return float(s[min(k, s.size - 1)])
+
+
+def fpr_resolution(n_negatives: int) -> float:
+    """Smallest FPR that ``n_negatives`` clean samples can resolve (one false positive)."""
+    return 1.0 / max(1, n_negatives)
+
+
+def _jpeg(img: Image.Image, q: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=q)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _webp(img: Image.Image, q: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", quality=q)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _crop(img: Image.Image, area: float, rng: np.random.Generator) -> Image.Image:
+    w, h = img.size
+    cw, ch = max(16, int(w * math.sqrt(area))), max(16, int(h * math.sqrt(area)))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    return img.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def _resize(img: Image.Image, scale: float) -> Image.Image:
+    w, h = img.size
+    return img.resize((max(16, round(w * scale)), max(16, round(h * scale))), Image.Resampling.BICUBIC)
+
+
+def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """One random everyday edit (or chain of edits) of a clean RGB photo."""
+    out = img
+    kinds = rng.choice(["crop", "resize", "color", "flip", "none"], size=int(rng.integers(1, 3)), replace=False)
+    for kind in kinds:
+        if kind == "crop":
+            out = _crop(out, float(rng.uniform(0.3, 0.95)), rng)
+        elif kind == "resize":
+            out = _resize(out, float(rng.uniform(0.3, 1.2)))
+        elif kind == "color":
+            out = ImageEnhance.Brightness(out).enhance(float(rng.uniform(0.7, 1.3)))
+            out = ImageEnhance.Contrast(out).enhance(float(rng.uniform(0.7, 1.3)))
+            out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.6, 1.4)))
+        elif kind == "flip":
+            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    codec = rng.choice(["jpeg", "jpeg", "webp", "none"])
+    if codec == "jpeg":
+        out = _jpeg(out, int(rng.integers(30, 96)))
+    elif codec == "webp":
+        out = _webp(out, int(rng.integers(40, 96)))
+    return out
+
+
+def clean_variants(img: Image.Image, count: int, seed: int) -> Iterable[Image.Image]:
+    """The photo itself, then ``count - 1`` deterministic benign variants of it."""
+    yield img
+    rng = np.random.default_rng(seed)
+    for _ in range(count - 1):
+        yield benign_variant(img, rng)
+
+
+@dataclass
+class Calibration:
+    thresholds: dict[str, float]
+    n_images: int
+    n_negatives: int
+    variants_per_image: int
+    data: str
+    failed: list[str]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"data": self.data, "n_images": self.n_images, "n_negatives": self.n_negatives,
+                "variants_per_image": self.variants_per_image,
+                "fpr_resolution": fpr_resolution(self.n_negatives), "failed": self.failed,
+                "method": "threshold = (floor(fpr*n)+1)-th largest scanner logit over clean photos "
+                          "and benign edits of them (JPEG/WebP, resize, crop, colour, flip)"}
+
+
+def calibrate(score_fn: Callable[[list[Image.Image]], list[float]], files: Sequence[Path],
+              fprs: Sequence[float] = DEFAULT_FPRS, variants_per_image: int = 50, seed: int = 0,
+              data_name: str = "", progress: Callable[[Iterable], Iterable] | None = None) -> Calibration:
+    """Score every file and its benign variants with ``score_fn`` and derive thresholds."""
+    from .imageio import ImageError, read_image
+
+    scores: list[float] = []
+    failed: list[str] = []
+    n_images = 0
+    for i, f in enumerate(progress(files) if progress else files):
+        try:
+            pic = read_image(f)
+        except ImageError as exc:
+            failed.append(str(exc))
+            continue
+        n_images += 1
+        img = Image.fromarray(pic.rgb)
+        scores += score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i)))
+    if not scores:
+        raise ValueError("calibration: no readable clean photos")
+    thresholds = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
+    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed)

@@ -1,0 +1,309 @@
+"""The ``deepraft`` command line.
+
+Exit codes: 0 every input processed; 1 some inputs failed (the others were still processed);
+2 usage error; 3 ``scan --fail-on-protected`` found a stamp.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.")
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+
+def _progress_iter(items: Sequence[T], label: str, enabled: bool = True) -> Iterable[T]:
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=not enabled or not err.is_terminal, transient=True) as bar:
+        yield from bar.track(items, total=len(items))
+
+
+def _usage(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _load(model: str, device: Optional[str]):
+    from .api import load
+
+    try:
+        return load(model, device=device)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _usage(str(exc))
+
+
+def _expand(inputs: List[Path]):
+    from .imageio import iter_image_files
+
+    missing = [str(p) for p in inputs if not p.exists()]
+    return iter_image_files([p for p in inputs if p.exists()]), missing
+
+
+@app.command()
+def protect(
+    inputs: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (created if needed)."),
+    model: str = typer.Option("default", help="Bundled model name, model card folder or run folder."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Output format: png, jpg or webp (default: the input's)."),
+    quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality of the outputs."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files (inputs are never replaced)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+) -> None:
+    """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input."""
+    from .imageio import SAVE_FORMATS, ImageError
+
+    if fmt is not None and f".{fmt.lower().lstrip('.')}" not in SAVE_FORMATS:
+        _usage(f"unsupported --format {fmt!r}; use png, jpg or webp")
+    files, missing = _expand(inputs)
+    for m in missing:
+        err.print(f"{m}: no such file or folder", highlight=False)
+    stamper = _load(model, device)
+    input_set = {f.resolve() for f, _ in files}
+    planned: set[Path] = set()
+    failures = len(missing)
+    done = 0
+    for src, rel in _progress_iter(files, "protect"):
+        dst = out / rel
+        if fmt is not None:
+            dst = dst.with_suffix(f".{fmt.lower().lstrip('.')}")
+        elif dst.suffix.lower() not in SAVE_FORMATS:
+            dst = dst.with_suffix(".png")
+        try:
+            rdst = dst.resolve()
+            if rdst in input_set:
+                raise ValueError(f"{dst}: output would overwrite an input; choose another --out")
+            if rdst in planned:
+                raise ValueError(f"{src}: another input already writes {dst}")
+            if dst.exists() and not overwrite:
+                raise ValueError(f"{dst}: already exists (use --overwrite)")
+            planned.add(rdst)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                stamper.protect_file(src, dst, quality=quality)
+            for w in caught:
+                err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+            done += 1
+        except (ImageError, ValueError, OSError) as exc:
+            failures += 1
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"protected {done} image(s) into {out}" + (f", {failures} failed" if failures else ""), highlight=False)
+    raise typer.Exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+@app.command()
+def scan(
+    paths: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    model: str = typer.Option("default", help="Bundled model name, model card folder or run folder."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    fpr: Optional[float] = typer.Option(None, help="Use the threshold calibrated for this FPR."),
+    fail_on_protected: bool = typer.Option(False, help="Exit 3 when any input carries the stamp."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
+) -> None:
+    """Tell which pictures carry the stamp."""
+    from .imageio import ImageError
+
+    files, missing = _expand(paths)
+    stamper = _load(model, device)
+    try:
+        stamper.card.threshold(fpr)
+    except ValueError as exc:
+        _usage(str(exc))
+    rows: list[dict[str, object]] = [{"path": m, "error": f"{m}: no such file or folder"} for m in missing]
+    for src, _ in _progress_iter(files, "scan", enabled=not as_json):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = stamper.scan_file(src, fpr=fpr)
+            rows.append({"path": str(src), "protected": r.protected, "score": round(r.score, 4),
+                         "threshold": round(r.threshold, 4)})
+        except (ImageError, OSError) as exc:
+            rows.append({"path": str(src), "error": str(exc)})
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+    else:
+        table = Table("path", "protected", "score", "threshold")
+        for row in rows:
+            if "error" in row:
+                table.add_row(str(row["path"]), "[red]error[/red]", str(row["error"]), "")
+            else:
+                table.add_row(str(row["path"]), "[bold red]yes[/bold red]" if row["protected"] else "no",
+                              f"{row['score']:.3f}", f"{row['threshold']:.3f}")
+        Console().print(table)
+    failed = any("error" in r for r in rows)
+    found = any(r.get("protected") for r in rows)
+    for row in rows:
+        if "error" in row and not as_json:
+            err.print(f"[red]error:[/red] {row['error']}", highlight=False)
+    if fail_on_protected and found:
+        raise typer.Exit(EXIT_PROTECTED)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@app.command()
+def info(
+    model: str = typer.Argument("default", help="Bundled model name, model card folder or run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
+) -> None:
+    """Show a model card: architecture, calibrated thresholds, training record, metrics."""
+    from .card import bundled_models, resolve_card
+
+    try:
+        card = resolve_card(model)
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+    data = card.to_json()
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    con = Console()
+    con.print(f"[bold]{card.name}[/bold]  ({card.path})   bundled models: {', '.join(bundled_models()) or 'none'}")
+    m = data["model"]
+    con.print(f"encoder {m['encoder']} {m['encoder_kwargs']}, scanner {m['scanner']} {m['scanner_kwargs']}, "
+              f"working size {m['work_size']}, PSNR target {m['psnr_target']}, mask {m['mask']}, "
+              f"smoothing sigma {m['smoothing_std']}")
+    t = Table("FPR", "threshold (logit)", title="calibrated thresholds")
+    for k, v in sorted(card.thresholds.items(), key=lambda kv: float(kv[0])):
+        t.add_row(k + (" (default)" if abs(float(k) - card.default_fpr) < 1e-15 else ""), f"{v:.4f}")
+    con.print(t)
+    for section in ("calibration", "training", "metrics"):
+        if data[section]:
+            shown = {k: v for k, v in data[section].items() if k != "config"}
+            con.print(f"[bold]{section}[/bold]: {json.dumps(shown)}")
+
+
+def _std_override(std: Optional[float]) -> dict:
+    return {} if std is None else {"model": {"smoothing_std": std}}
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config (configs/*.yaml)."),
+    data: Path = typer.Option(..., exists=True, file_okay=False, help="Folder of training images."),
+    run_name: str = typer.Option(..., help="Run folder name under --runs-dir; an existing run resumes."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where runs live."),
+    max_steps: Optional[int] = typer.Option(None, min=1),
+    std: Optional[float] = typer.Option(None, min=0.0, help="Smoothing noise sigma on the scanner input."),
+    aug_start: Optional[int] = typer.Option(None, min=0),
+    aug_end: Optional[int] = typer.Option(None, min=0),
+    batch_size: Optional[int] = typer.Option(None, min=1),
+    lr: Optional[float] = typer.Option(None, min=0.0),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda ..."),
+    no_resume: bool = typer.Option(False, help="Refuse to continue an existing run."),
+    until_step: Optional[int] = typer.Option(None, min=1, help="End this slice at this step (resume later)."),
+    time_limit: Optional[float] = typer.Option(None, min=0.0, help="End this slice after these many minutes."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train (or resume) a stamp model; torchrun --nproc_per_node N deepraft ... for DDP."""
+    from .config import deep_update, load_train_config
+    from .train import train as run_training
+
+    overrides: dict = _std_override(std)
+    flat = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "device": device}
+    overrides.update({k: v for k, v in flat.items() if v is not None})
+    aug = {k: v for k, v in {"aug_start": aug_start, "aug_end": aug_end}.items() if v is not None}
+    if aug:
+        overrides = deep_update(overrides, {"augment": aug})
+    try:
+        cfg = load_train_config(config, overrides)
+    except ValueError as exc:
+        _usage(str(exc))
+    try:
+        result = run_training(cfg, data, runs_dir.resolve() / run_name, resume=not no_resume, show_progress=progress,
+                              until_step=until_step, time_limit_s=None if time_limit is None else time_limit * 60)
+    except (FileNotFoundError, FileExistsError) as exc:
+        _usage(str(exc))
+    err.print(f"run {result.run_dir}: step {result.step}, {result.wall_time_s:.0f} s in all", highlight=False)
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="Run folder (or its name under --runs-dir)."),
+    name: str = typer.Option(..., help="Model name recorded on the card."),
+    out: Optional[Path] = typer.Option(None, help="Card folder to write (default: models/NAME)."),
+    runs_dir: Path = typer.Option(Path("runs")),
+    calib_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                              help="Clean held-out photos to calibrate thresholds on."),
+    test_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                             help="Photos for the card's metrics (PSNR, TPR, FPR)."),
+    fpr: List[float] = typer.Option([1e-1, 1e-2, 1e-3], help="FPRs to calibrate (repeat the option)."),
+    default_fpr: float = typer.Option(1e-3),
+    variants: int = typer.Option(50, min=1, help="Benign variants per calibration photo."),
+    recipe: Optional[str] = typer.Option(None, help="The command that trained the run, for the card."),
+) -> None:
+    """Turn a training run into a model card that deepraft.load() accepts."""
+    from .export import export_run
+
+    run_dir = run if run.exists() else runs_dir / run
+    target = out or Path("models") / name
+    try:
+        card = export_run(run_dir, name, target, calib_data, tuple(fpr), default_fpr, variants, test_data, recipe,
+                          progress=lambda xs: _progress_iter(list(xs), "export"))
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+    err.print(f"wrote {target}: thresholds {card.thresholds}", highlight=False)
+    if card.metrics:
+        err.print(json.dumps({k: v for k, v in card.metrics.items() if k != "failed"}), highlight=False)
+
+
+@app.command()
+def prepare(
+    src: Path = typer.Argument(..., exists=True, file_okay=False),
+    dst: Path = typer.Argument(...),
+    size: int = typer.Option(400, min=8, help="Side of the square outputs."),
+    mode: str = typer.Option("crop", help="crop (centre square, then resize) or squash."),
+    layout: str = typer.Option("auto", help="auto, folder, mirflickr or metfaces."),
+) -> None:
+    """The paper's preprocessing: every image of SRC as a SIZE x SIZE PNG under DST."""
+    from .data import prepare_folder
+
+    try:
+        report = prepare_folder(src, dst, size, mode, layout, progress=lambda xs: _progress_iter(list(xs), "prepare"))
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+    for f in report.failed:
+        err.print(f"[red]error:[/red] {f}", highlight=False)
+    err.print(f"wrote {len(report.written)} image(s) to {dst}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+@app.command()
+def demo(
+    photos: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of photos (e.g. examples/photos)."),
+    out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Where stamped and forwarded copies go."),
+    model: str = typer.Option("default"),
+    device: Optional[str] = typer.Option(None),
+) -> None:
+    """Stamp photos, 'forward' them (re-compress, crop, resize) and scan everything."""
+    from .demo import run_demo
+
+    stamper = _load(model, device)
+    try:
+        table, failures = run_demo(stamper, photos, out, progress=lambda xs: _progress_iter(list(xs), "demo"))
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+    Console().print(table)
+    for f in failures:
+        err.print(f"[red]error:[/red] {f}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Typed configuration for models and training runs.
+
+Every run resolves its configuration once (YAML file + command-line overrides) into a
+:class:`TrainConfig`; the resolved dictionary is stored in every checkpoint and model card,
+so a model can be rebuilt from its files alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the joint stamp model (encoder + scanner)."""
+
+    encoder: str = "unet"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    scanner: str = "convnet"
+    scanner_kwargs: dict[str, Any] = field(default_factory=dict)
+    work_size: int = 128
+    """Side of the square working copy that the encoder and the scanner read."""
+    psnr_target: float | None = 42.0
+    """Rescale each stamp so that its PSNR on the working copy equals this (None: raw)."""
+    mask: str = "none"
+    """Perceptual mask applied to the stamp: 'none' or 'texture'."""
+    mask_power: float = 0.5
+    smoothing_std: float = 0.0
+    """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
+
+
+@dataclass
+class AugmentConfig:
+    """The attack layer: which attacks, how strong, and when they ramp in."""
+
+    enabled: bool = False
+    names: list[str] = field(
+        default_factory=lambda: [
+            "rotate", "crop", "resize", "color", "defocus", "blur", "perspective", "noise", "jpeg",
+        ]
+    )
+    max_ops: int = 3
+    """Stochastic concatenation: each step applies a random subset of 0..max_ops attacks."""
+    aug_start: int = 0
+    aug_end: int = 1
+    """Curriculum: attack strength ramps linearly from 0 at aug_start to 1 at aug_end."""
+    p_clean: float = 0.2
+    """Fraction of samples in a batch left unattacked (so plain detection stays exact)."""
+    jpeg_mode: str = "real_ste"
+    """'real_ste' (libjpeg through Pillow, straight-through gradient) or 'differentiable' (kornia)."""
+    max_strength: dict[str, float] = field(default_factory=dict)
+    """Optional per-attack override of the full-strength range (see augment.ATTACKS)."""
+
+
+@dataclass
+class DataConfig:
+    image_size: int = 256
+    """Side of the square training crops."""
+    min_crop_area: float = 0.25
+    num_workers: int = 0
+    max_side: int = 512
+    """Photos are downscaled to this longer side when first read (and cached in memory)."""
+    layout: str = "auto"
+    """'auto', 'folder', 'mirflickr' or 'metfaces'."""
+
+
+@dataclass
+class LossConfig:
+    detection_weight: float = 1.0
+    yuv_mse_weight: float = 1.0
+    yuv_weights: tuple[float, float, float] = (1.0, 100.0, 100.0)
+    """Per-channel weights of the YUV MSE (the paper penalises chroma more than luma)."""
+    ssim_weight: float = 0.5
+    image_weight: float = 1.0
+    image_weight_ramp: int = 0
+    """Image loss weight ramps linearly from 0 to image_weight over these many steps."""
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_steps: int = 10000
+    warmup_steps: int = 200
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    grad_clip: float = 1.0
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Convert a plain YAML value to the annotated type ``tp`` (dataclasses recursively)."""
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is tuple:
+        return tuple(_convert(args[0], v, where) for v in value)
+    if origin is list:
+        return [_convert(args[0], v, where) for v in value]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if tp in (int, str, bool, float) and not isinstance(value, tp):
+        raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated recursively with ``overrides`` (neither is modified)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Resolve a training config: defaults < YAML file < overrides (nested dict)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read config: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a config must be a mapping")
+        data = loaded or {}
+    data = deep_update(data, overrides or {})
+    return from_dict(TrainConfig, data, where=str(path) if path else "config")

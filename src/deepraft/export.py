@@ -1,0 +1,65 @@
+"""``deepraft export``: turn a training run into a calibrated model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+import yaml
+
+from .api import Stamper
+from .calibrate import DEFAULT_FPRS, calibrate
+from .card import CARD_FILE, WEIGHTS_FILE, ModelCard, sha256_file, write_card
+from .data import find_images
+from .imageio import picture_from_pil
+from .models import build_model
+from .train.checkpoint import latest_checkpoint, load_weights, read_model_config, save_weights
+
+
+def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None, fprs: Sequence[float] = DEFAULT_FPRS,
+               default_fpr: float = 1e-3, variants_per_image: int = 50, test_data: Path | None = None,
+               recipe: str | None = None, progress: Callable[[Iterable], Iterable] | None = None) -> ModelCard:
+    """Write ``out_dir`` (card.json + model.safetensors) from the latest checkpoint of ``run_dir``,
+    with thresholds calibrated on the clean photos of ``calib_data`` and, when ``test_data`` is
+    given, the quick check's metrics on its photos."""
+    from .eval.quick import quick_check
+
+    run_dir = Path(run_dir).resolve()
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to export")
+    if default_fpr not in fprs:
+        fprs = tuple(sorted(set(fprs) | {default_fpr}, reverse=True))
+    out_dir = Path(out_dir).resolve()
+    if (out_dir / CARD_FILE).exists() and out_dir == run_dir:
+        raise ValueError(f"{out_dir}: refusing to export over the run folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = read_model_config(ckpt / WEIGHTS_FILE)
+    model = build_model(cfg)
+    load_weights(model, ckpt / WEIGHTS_FILE)
+    save_weights(model, out_dir / WEIGHTS_FILE, cfg)
+    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
+    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    train_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
+    card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training={
+        "run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
+        "hardware": run_info.get("hardware"), "torch": run_info.get("torch"), "data": run_info.get("data"),
+        "recipe": recipe, "config": train_cfg,
+    })
+    stamper = Stamper(card, model, torch.device("cpu"))
+    if calib_data is not None:
+        cal = calibrate(lambda imgs: stamper.scores([picture_from_pil(i) for i in imgs]),
+                        find_images(Path(calib_data)), fprs, variants_per_image,
+                        data_name=str(Path(calib_data).resolve()), progress=progress)
+        card.thresholds = cal.thresholds
+        card.calibration = cal.as_dict()
+    if test_data is not None:
+        if not card.thresholds:
+            raise ValueError("metrics need calibrated thresholds: pass calibration data too")
+        report = quick_check(stamper, find_images(Path(test_data)), progress=progress)
+        card.metrics = {"test_data": str(Path(test_data).resolve()), **report.as_dict()}
+    card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
+    write_card(card, out_dir)
+    return card

@@ -1,0 +1,252 @@
+"""Reading and writing images with Pillow, the way a platform receives them.
+
+* EXIF orientation is applied (and the orientation tag reset), so what is stamped is what a
+  viewer shows.
+* The colour channels are separated from the alpha channel: alpha is kept untouched.
+* Grayscale, palette, CMYK, 1-bit and 16-bit/float images are converted to 8-bit RGB with a
+  warning.
+* ICC profile and EXIF travel to the output; the output format follows the extension.
+* A configurable pixel limit guards against decompression bombs; empty, truncated and
+  non-image files raise :class:`ImageError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Largest image accepted by default (64 MP; deepraft is specified up to 50 MP)."""
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
+                ".tiff": "TIFF", ".bmp": "BMP"}
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image. ``str()`` is one line: 'FILE: problem'."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+@dataclass
+class Picture:
+    """A decoded image: 8-bit RGB pixels plus what must survive a round trip."""
+
+    rgb: np.ndarray
+    """(H, W, 3) uint8."""
+    alpha: np.ndarray | None = None
+    """(H, W) uint8, untouched, or None."""
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str | None = None
+    source: str = "<image>"
+    notes: list[str] = field(default_factory=list)
+    """Conversions that were made (also issued as warnings)."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def with_rgb(self, rgb: np.ndarray) -> "Picture":
+        return Picture(rgb=rgb, alpha=self.alpha, icc_profile=self.icc_profile, exif=self.exif,
+                       format=self.format, source=self.source, notes=list(self.notes))
+
+    def to_pil(self) -> Image.Image:
+        img = Image.fromarray(self.rgb, "RGB")
+        if self.alpha is not None:
+            img.putalpha(Image.fromarray(self.alpha, "L"))
+        if self.icc_profile:
+            img.info["icc_profile"] = self.icc_profile
+        if self.exif:
+            img.info["exif"] = self.exif
+        return img
+
+
+def _note(pic_notes: list[str], source: str, text: str) -> None:
+    pic_notes.append(text)
+    warnings.warn(f"{source}: {text}", stacklevel=3)
+
+
+def _to_8bit_gray(img: Image.Image) -> Image.Image:
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16") or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
+        arr = arr.astype(np.float64) / 257.0
+    elif img.mode == "F" and arr.size and float(np.nanmax(arr)) <= 1.0:
+        arr = arr.astype(np.float64) * 255.0
+    return Image.fromarray(np.clip(np.rint(np.nan_to_num(arr)), 0, 255).astype(np.uint8), "L")
+
+
+def picture_from_pil(img: Image.Image, source: str = "<image>",
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode an opened PIL image into a :class:`Picture` (see module docstring)."""
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise ImageError(source, "image has no pixels")
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageError(source, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
+    fmt = img.format
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(source, f"truncated or corrupt image data ({exc})") from exc
+    icc = img.info.get("icc_profile") or None
+    exif_obj = img.getexif()
+    exif = exif_obj.tobytes() if len(exif_obj) else None
+    notes: list[str] = []
+    alpha = None
+    mode = img.mode
+    if mode == "P":
+        has_alpha = "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        _note(notes, source, "palette image converted to RGB" + ("A" if has_alpha else ""))
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        alpha = np.asarray(img.getchannel("A")).copy()
+        img = img.convert("RGB") if mode not in ("LA", "La") else img.getchannel("L")
+        mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _to_8bit_gray(img)
+        _note(notes, source, f"{'16-bit' if mode.startswith('I') else 'float'} image reduced to 8 bits per channel")
+        mode = "L"
+    if mode in ("L", "1"):
+        img = img.convert("RGB")
+        _note(notes, source, "grayscale image stamped as RGB (the stamp has colour)")
+    elif mode == "CMYK":
+        img = img.convert("RGB")
+        if icc:
+            icc = None
+        _note(notes, source, "CMYK image converted to RGB (its CMYK colour profile is dropped)")
+    elif mode != "RGB":
+        img = img.convert("RGB")
+        _note(notes, source, f"{mode} image converted to RGB")
+    rgb = np.asarray(img, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageError(source, f"unexpected pixel layout {rgb.shape}")
+    return Picture(rgb=np.ascontiguousarray(rgb), alpha=alpha, icc_profile=icc, exif=exif,
+                   format=fmt, source=source, notes=notes)
+
+
+def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None) -> Image.Image:
+    """Open an image lazily (header only), mapping every failure to :class:`ImageError`."""
+    if isinstance(src, (bytes, bytearray)):
+        name = source or "<bytes>"
+        if not src:
+            raise ImageError(name, "empty file")
+        fp: str | os.PathLike[str] | BinaryIO = io.BytesIO(src)
+    elif isinstance(src, (str, os.PathLike)):
+        name = source or str(src)
+        path = Path(src)
+        if not path.exists():
+            raise ImageError(name, "no such file")
+        if path.is_dir():
+            raise ImageError(name, "is a directory")
+        if path.stat().st_size == 0:
+            raise ImageError(name, "empty file")
+        fp = path
+    else:
+        name = source or getattr(src, "name", "<stream>")
+        fp = src
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except UnidentifiedImageError as exc:
+        raise ImageError(name, "not a recognised image format") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    except OSError as exc:
+        raise ImageError(name, f"truncated or corrupt image data ({exc})") from exc
+
+
+def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
+    """Open and decode an image file, bytes or stream into a :class:`Picture`."""
+    name = source or (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>")
+    img = open_image(src, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return picture_from_pil(img, name, max_pixels)
+        except Image.DecompressionBombError as exc:
+            raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+
+
+def format_for(path: str | os.PathLike[str]) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in SAVE_FORMATS:
+        raise ImageError(str(path), f"unsupported output extension {ext or '(none)'!r}; "
+                                    f"use one of {', '.join(sorted(SAVE_FORMATS))}")
+    return SAVE_FORMATS[ext]
+
+
+def encode_image(pic: Picture, fmt: str, quality: int = 95, dest: str = "<output>") -> bytes:
+    """Encode a :class:`Picture` as ``fmt`` ('PNG', 'JPEG', 'WEBP', ...) with its ICC/EXIF."""
+    fmt = fmt.upper()
+    if pic.alpha is not None and fmt not in ALPHA_FORMATS:
+        raise ImageError(dest, f"image has an alpha channel, which {fmt} cannot store; use .png or .webp")
+    img = pic.to_pil()
+    kwargs: dict[str, object] = {}
+    if pic.icc_profile:
+        kwargs["icc_profile"] = pic.icc_profile
+    if pic.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kwargs["exif"] = pic.exif
+    if fmt == "JPEG":
+        kwargs.update(quality=int(quality), subsampling=0, optimize=True)
+    elif fmt == "WEBP":
+        kwargs.update(quality=int(quality), method=4)
+    elif fmt == "PNG":
+        kwargs.update(compress_level=6)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
+    so a reader never sees a half-written file and a crash leaves no partial output."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(pic: Picture, path: str | os.PathLike[str], quality: int = 95) -> None:
+    """Save atomically, the format chosen by the extension (JPEG quality 95, 4:4:4)."""
+    atomic_write_bytes(path, encode_image(pic, format_for(path), quality, dest=str(path)))
+
+
+def iter_image_files(paths: list[Path], recursive: bool = True) -> list[tuple[Path, Path]]:
+    """Expand files and folders into (file, path relative to the given root) pairs, sorted.
+    Folders contribute files whose extension looks like an image; files are taken as given."""
+    out: list[tuple[Path, Path]] = []
+    for p in paths:
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                           and not f.name.startswith("."))
+            out += [(f, f.relative_to(p)) for f in files]
+        else:
+            out.append((p, Path(p.name)))
+    return out

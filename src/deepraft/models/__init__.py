@@ -1,0 +1,7 @@
+"""Stamp models: encoders, scanners, the joint model and its factory."""
+
+from . import encoders, scanners  # noqa: F401  (register the architectures)
+from .registry import ENCODERS, SCANNERS, create_encoder, create_scanner
+from .stamp import StampModel, build_model
+
+__all__ = ["ENCODERS", "SCANNERS", "StampModel", "build_model", "create_encoder", "create_scanner"]

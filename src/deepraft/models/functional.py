@@ -1,0 +1,76 @@
+"""Pure tensor maths shared by training and inference: resizing, masks, stamp strength."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+
+def resize_to_work(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Squash a (B,3,H,W) batch to (B,3,size,size), antialiased (as Pillow's BILINEAR)."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def interp_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32,
+                  device: torch.device | None = None, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows ``start:stop`` of the (n_out, n_in) matrix of 1-D linear interpolation with
+    ``align_corners=False`` (the convention of ``F.interpolate(mode='bilinear')``)."""
+    stop = n_out if stop is None else stop
+    dst = torch.arange(start, stop, dtype=torch.float64, device=device)
+    src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    w1 = src - i0.to(torch.float64)
+    m = torch.zeros(stop - start, n_in, dtype=torch.float64, device=device)
+    rows = torch.arange(stop - start, device=device)
+    m.index_put_((rows, i0), 1.0 - w1, accumulate=True)
+    m.index_put_((rows, i1), w1, accumulate=True)
+    return m.to(dtype)
+
+
+def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0,
+             row_stop: int | None = None) -> torch.Tensor:
+    """Bilinear resize of a (B,C,h,w) residual to (height,width), rows ``row_start:row_stop``
+    only, so a huge image can be stamped strip by strip without a full-size float copy."""
+    ay = interp_matrix(height, r.shape[-2], r.dtype, r.device, row_start, row_stop)
+    ax = interp_matrix(width, r.shape[-1], r.dtype, r.device)
+    return torch.einsum("yh,bchw,xw->bcyx", ay, r, ax)
+
+
+def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
+    """(B,1,h,w) mask that is larger where the luminance is textured, normalised to unit RMS.
+    The stamp hides better in texture than on flat areas (sky, skin, walls)."""
+    y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    pad = window // 2
+    yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+    mean = F.avg_pool2d(yp, window, stride=1)
+    var = (F.avg_pool2d(yp * yp, window, stride=1) - mean * mean).clamp(min=0.0)
+    m = (var.sqrt() + 0.02) ** power
+    m = F.avg_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return m / m.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+
+
+def scale_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
+    """Rescale each residual in a batch so that its PSNR (peak 1) equals ``psnr`` dB."""
+    target_rms = 10.0 ** (-psnr / 20.0)
+    rms = r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
+    return r * (target_rms / rms)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """Per-sample PSNR in dB between two (B,C,H,W) batches."""
+    mse = (a - b).pow(2).flatten(1).mean(dim=1)
+    return 10.0 * torch.log10(peak * peak / mse.clamp(min=1e-20))
+
+
+def quantize_ste(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
+    """Round to 8-bit levels in the forward pass, identity gradient (straight-through)."""
+    return x + ((x * levels).round() / levels - x).detach()
+
+
+def logit_to_prob(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-logit)) if logit > -700 else 0.0

@@ -1,0 +1,65 @@
+"""The joint stamp model: an encoder and a scanner composed with the working-resolution
+resize, the perceptual mask and the strength control."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from . import functional as Fn
+from .registry import create_encoder, create_scanner
+
+
+class StampModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, encoder: nn.Module, scanner: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.scanner = scanner
+
+    # -- stamping ---------------------------------------------------------------------
+    def residual(self, work: torch.Tensor) -> torch.Tensor:
+        """Stamp residual at working resolution for a (B,3,s,s) working copy in [0,1]."""
+        r = self.encoder(work)
+        if self.cfg.mask == "texture":
+            r = r * Fn.texture_mask(work, self.cfg.mask_power)
+        elif self.cfg.mask != "none":
+            raise ValueError(f"unknown mask {self.cfg.mask!r}")
+        if self.cfg.psnr_target is not None:
+            r = Fn.scale_to_psnr(r, self.cfg.psnr_target)
+        return r
+
+    def stamp(self, x: torch.Tensor) -> torch.Tensor:
+        """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size."""
+        r = self.residual(Fn.resize_to_work(x, self.cfg.work_size))
+        return (x + Fn.upsample(r, x.shape[-2], x.shape[-1])).clamp(0.0, 1.0)
+
+    def forward(self, x: torch.Tensor, attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
+        and the clean copies through ``attack``, and scan them with the smoothing noise.
+        Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
+        stamped = self.stamp(x)
+        both = torch.cat([Fn.quantize_ste(stamped), x])
+        if attack is not None:
+            both = attack(both)
+        return stamped, self.scan(both, noise=True, generator=generator)
+
+    # -- scanning ---------------------------------------------------------------------
+    def scan(self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits for a (B,3,H,W) batch in [0,1] of any size. ``noise`` adds the smoothing
+        noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing)."""
+        work = Fn.resize_to_work(x, self.cfg.work_size)
+        if noise and self.cfg.smoothing_std > 0:
+            eps = torch.randn(work.shape, generator=generator, device=work.device, dtype=work.dtype)
+            work = work + eps * self.cfg.smoothing_std
+        return self.scanner(work)
+
+
+def build_model(cfg: ModelConfig) -> StampModel:
+    encoder = create_encoder(cfg.encoder, work_size=cfg.work_size, **cfg.encoder_kwargs)
+    scanner = create_scanner(cfg.scanner, **cfg.scanner_kwargs)
+    return StampModel(cfg, encoder, scanner)

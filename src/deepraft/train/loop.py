@@ -1,0 +1,188 @@
+"""The one training loop. Plain, smoothing and smoothing+augmentation runs (the paper's three
+scripts) differ only by configuration (``configs/*.yaml``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from ..augment import AttackLayer
+from ..config import TrainConfig, to_dict
+from ..data import PhotoCrops, StepBatches, find_images, sample_seed
+from ..models import StampModel, build_model
+from ..models.functional import psnr
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from .losses import detection_loss, image_loss, image_weight
+
+LOG_FIELDS = ["step", "loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr", "strength", "lr",
+              "steps_per_s", "wall_time_s"]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    wall_time_s: float
+    last: dict[str, float]
+
+
+def hardware_description(device: torch.device, world_size: int = 1) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world_size} x {name}" if world_size > 1 else name
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the peak at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, step: int,
+               cfg: TrainConfig, attack: AttackLayer, device: torch.device, info: DistInfo) -> dict[str, float]:
+    """One optimisation step on a uint8 batch of clean crops; returns its metrics."""
+    x = batch.to(device, non_blocking=True).float().div_(255.0)
+    n = x.shape[0]
+    g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1))
+    noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2))
+    record = attack.sample(2 * n, tuple(x.shape[-2:]), step, g)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    with amp:
+        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g)
+    labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
+    det = detection_loss(logits, labels)
+    img = image_loss(stamped.float(), x, cfg.loss)
+    loss = cfg.loss.detection_weight * det + image_weight(step, cfg.loss) * img
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    with torch.no_grad():
+        pred = logits.float() > 0
+        stats = torch.stack([
+            loss.detach(), det.detach(), img.detach(), psnr(stamped.float(), x).mean(),
+            (pred == labels.bool()).float().mean(), pred[:n].float().mean(), (~pred[n:]).float().mean(),
+        ])
+        stats = all_reduce_mean(stats, info).tolist()
+    keys = ["loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr"]
+    return {**dict(zip(keys, stats)), "strength": record.strength, "lr": optimizer.param_groups[0]["lr"]}
+
+
+class _CsvLog:
+    """Append-only CSV log; on resume, rows past the resumed step are dropped first."""
+
+    def __init__(self, path: Path, resume_step: int) -> None:
+        self.path = path
+        rows: list[dict[str, str]] = []
+        if path.exists():
+            with path.open(newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, LOG_FIELDS, extrasaction="ignore").writerow(row)
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[stats]}"), disable=not enabled, transient=False)
+
+
+def train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool = True,
+          show_progress: bool = True, until_step: int | None = None,
+          time_limit_s: float | None = None) -> TrainResult:
+    """Train (or resume) the run in ``run_dir`` on the photos of ``data_dir``.
+
+    Resuming is exact: weights, optimizer, step and RNG come from the latest checkpoint and
+    the batches and attacks of step ``s`` depend only on ``(seed, s, rank)``. A slice of a run
+    ends at ``until_step`` or after ``time_limit_s`` seconds (with a checkpoint), so a run can
+    be trained in pieces (e.g. 15-minute GPU budgets) and continued later.
+    """
+    info, device = init_distributed(cfg.device)
+    run_dir = Path(run_dir).resolve()
+    try:
+        torch.manual_seed(cfg.seed)
+        model: StampModel = build_model(cfg.model).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start, wall = 0, 0.0
+        ckpt = latest_checkpoint(run_dir) if resume else None
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, model, optimizer)
+            start, wall = int(state["step"]), float(state["wall_time_s"])
+        elif info.is_main and (run_dir / "checkpoints").exists() and not resume:
+            raise FileExistsError(f"{run_dir}: run exists; resume it or pick another run name")
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            (run_dir / "run.json").write_text(json.dumps({
+                "data": str(Path(data_dir).resolve()), "hardware": hardware_description(device, info.world_size),
+                "torch": torch.__version__, "world_size": info.world_size}, indent=2))
+        net = DistributedDataParallel(model) if info.enabled else model
+        files = find_images(Path(data_dir), cfg.data.layout)
+        dataset = PhotoCrops(files, cfg.data.image_size, cfg.data.min_crop_area, cfg.data.max_side, cfg.seed)
+        stop = min(cfg.max_steps, until_step) if until_step is not None else cfg.max_steps
+        loader = DataLoader(dataset, batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
+                            num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
+                            pin_memory=device.type == "cuda")
+        attack = AttackLayer(cfg.augment)
+        log = _CsvLog(run_dir / "log.csv", start) if info.is_main else None
+        model.train()
+        step, last = start, {}
+        t_slice, t_log, steps_since = time.perf_counter(), time.perf_counter(), 0
+        with _progress(show_progress and info.is_main) as bar:
+            task = bar.add_task("train", total=cfg.max_steps, completed=start, stats="")
+            for step, batch in zip(range(start, stop), loader):
+                last = train_step(net, optimizer, batch, step, cfg, attack, device, info)
+                steps_since += 1
+                done = step + 1
+                if done % cfg.log_every == 0 or done == cfg.max_steps:
+                    now = time.perf_counter()
+                    last["steps_per_s"] = steps_since / max(1e-9, now - t_log)
+                    t_log, steps_since = now, 0
+                    last["wall_time_s"] = wall + now - t_slice
+                    bar.update(task, completed=done, stats=(
+                        f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
+                        f"str {last['strength']:.2f}"))
+                    if log:
+                        log.write({"step": done, **{k: f"{v:.6g}" for k, v in last.items()}})
+                else:
+                    bar.update(task, completed=done)
+                out_of_time = time_limit_s is not None and time.perf_counter() - t_slice > time_limit_s
+                if info.enabled:
+                    flag = torch.tensor([float(out_of_time)], device=device)
+                    out_of_time = bool(all_reduce_mean(flag, info).item() > 0)
+                if info.is_main and (done % cfg.checkpoint_every == 0 or done == stop or out_of_time):
+                    save_checkpoint(run_dir, done, model, cfg.model, optimizer,
+                                    wall + time.perf_counter() - t_slice, cfg.keep_checkpoints)
+                if out_of_time:
+                    break
+        return TrainResult(run_dir, max(step + 1, start) if last else start,
+                           wall + time.perf_counter() - t_slice, last)
+    finally:
+        shutdown_distributed(info)

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from deepraft.augment import ATTACKS, AttackLayer, curriculum, functional as AF, replay
+from deepraft.config import AugmentConfig
+
+DIFFERENTIABLE = [n for n in ATTACKS if n != "jpeg"]
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_attack_shape_gradient_and_replay(name):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(3, 3, 40, 48) * 0.8 + 0.1).requires_grad_(True)
+    params = ATTACKS[name].sample(3, (40, 48), 1.0, g)
+    y = ATTACKS[name].apply(x, params)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+    (y * torch.linspace(0, 1, y.numel()).view_as(y)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    again = ATTACKS[name].apply(x.detach(), params)
+    assert torch.allclose(again, y.detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_strength_zero_is_identity(name):
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4) * 0.8 + 0.1, size=(32, 32), mode="bilinear")
+    y = ATTACKS[name].apply(x, ATTACKS[name].sample(2, (32, 32), 0.0, g))
+    assert (y - x).abs().mean() < 1e-2
+
+
+@pytest.mark.parametrize("name", ["rotate", "crop", "color", "blur", "defocus", "perspective", "noise"])
+def test_gradcheck(name):
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(1, 3, 8, 8, dtype=torch.float64) * 0.6 + 0.2).requires_grad_(True)
+    params = {k: v.double() for k, v in ATTACKS[name].sample(1, (8, 8), 0.5, g).items()}
+    assert torch.autograd.gradcheck(lambda t: ATTACKS[name].apply(t, params), (x,), eps=1e-6, atol=1e-4)
+
+
+def test_jpeg_modes():
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    q = torch.tensor([50.0, 90.0])
+    real = AF.jpeg(x, q, "real_ste")
+    real.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # straight-through
+    diff = AF.jpeg(x, q, "differentiable")
+    assert (diff - real).abs().mean() < 0.05
+    with pytest.raises(ValueError):
+        AF.jpeg(x, q, "nope")
+
+
+def test_hue_shift_full_turn_is_identity():
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(AF.hue_shift(x, torch.tensor([1.0, 0.0])), x, atol=1e-5)
+
+
+def test_curriculum():
+    assert curriculum(0, 10, 20) == 0.0
+    assert curriculum(15, 10, 20) == 0.5
+    assert curriculum(99, 10, 20) == 1.0
+    assert curriculum(5, 5, 5) == 1.0
+
+
+def test_attack_layer_stochastic_concatenation_and_replay():
+    layer = AttackLayer(AugmentConfig(enabled=True, aug_start=0, aug_end=1, max_ops=3, p_clean=0.0))
+    x = torch.rand(4, 3, 32, 32)
+    orders = set()
+    for seed in range(12):
+        g = torch.Generator().manual_seed(seed)
+        y, rec = layer(x, 5, g)
+        orders.add(tuple(n for n, _ in rec.ops))
+        assert torch.allclose(replay(x, rec), y, atol=1e-6)
+    assert len(orders) > 3
+    assert any(len(o) > 1 for o in orders) and () in orders or len(orders) > 5
+
+
+def test_attack_layer_disabled_and_unknown():
+    layer = AttackLayer(AugmentConfig(enabled=False))
+    x = torch.rand(2, 3, 16, 16)
+    y, rec = layer(x, 10**6, torch.Generator())
+    assert torch.equal(x, y) and rec.ops == []
+    with pytest.raises(ValueError, match="unknown attack"):
+        AttackLayer(AugmentConfig(names=["rotate", "teleport"]))

@@ -1,0 +1,87 @@
+"""Shared fixtures: small synthetic photos, a tiny trained model card, the shared photos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_PHOTOS = REPO.parent / "shared" / "data" / "photos"
+EXAMPLES = REPO / "examples" / "photos"
+
+TINY_MODEL = {
+    "encoder": "unet_tiny",
+    "scanner": "convnet_tiny",
+    "work_size": 32,
+    "psnr_target": 30.0,
+}
+
+
+def synthetic_photo(seed: int, width: int = 96, height: int = 80) -> Image.Image:
+    """A smooth random 'photo': low-frequency colour fields plus a little texture."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+    base = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float64)
+    base += rng.normal(0, 8, size=base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(8):
+        synthetic_photo(i, 96 + 8 * i, 80).save(d / f"p{i}.jpg", quality=92)
+    (d / "sub").mkdir()
+    synthetic_photo(99, 120, 64).save(d / "sub" / "nested.png")
+    return d
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "deepraft.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, check=check, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, photo_dir) -> Path:
+    """A tiny model trained for a few steps by the real loop."""
+    from deepraft.config import load_train_config
+    from deepraft.train import train
+
+    cfg = load_train_config(None, {
+        "model": TINY_MODEL, "data": {"image_size": 48, "max_side": 128}, "batch_size": 4, "max_steps": 6,
+        "checkpoint_every": 3, "log_every": 2, "warmup_steps": 1,
+        "augment": {"enabled": True, "aug_start": 0, "aug_end": 2},
+    })
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    train(cfg, photo_dir, run, show_progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_card(tmp_path_factory, tiny_run, photo_dir) -> Path:
+    from deepraft.export import export_run
+
+    out = tmp_path_factory.mktemp("cards") / "tiny"
+    export_run(tiny_run, "tiny", out, calib_data=photo_dir, variants_per_image=4)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stamper(tiny_card):
+    import deepraft
+
+    return deepraft.load(tiny_card, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def default_stamper():
+    import deepraft
+
+    return deepraft.load("default", device="cpu")

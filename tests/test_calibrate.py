@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepraft.calibrate import calibrate, clean_variants, fpr_resolution, threshold_at_fpr
+from tests.conftest import synthetic_photo
+
+
+def test_threshold_known_answers():
+    scores = np.arange(1000, dtype=float)  # 0..999
+    assert threshold_at_fpr(scores, 1e-3) == 998.0  # one score (999) above
+    assert threshold_at_fpr(scores, 1e-2) == 989.0  # ten scores above
+    assert threshold_at_fpr(scores, 0.5) == 499.0
+    assert threshold_at_fpr(np.arange(10.0), 1e-3) == 9.0  # below resolution: the maximum
+    for fpr in (1e-3, 1e-2, 0.1, 0.25):
+        t = threshold_at_fpr(scores, fpr)
+        assert np.mean(scores > t) <= fpr
+
+
+def test_threshold_rejects_bad_input():
+    with pytest.raises(ValueError):
+        threshold_at_fpr([1.0, 2.0], 0.0)
+    with pytest.raises(ValueError):
+        threshold_at_fpr([], 0.1)
+    assert fpr_resolution(2000) == 5e-4
+
+
+def test_clean_variants_are_deterministic_and_varied():
+    img = synthetic_photo(0, 120, 90)
+    a = [np.asarray(v) for v in clean_variants(img, 6, seed=4)]
+    b = [np.asarray(v) for v in clean_variants(img, 6, seed=4)]
+    assert len(a) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.array_equal(a[0], np.asarray(img))
+    assert len({x.shape for x in a}) > 1
+
+
+def test_calibrate_with_a_known_scorer(tmp_path):
+    for i in range(4):
+        synthetic_photo(i).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    rng = np.random.default_rng(0)
+
+    def scorer(images: list[Image.Image]) -> list[float]:
+        return rng.normal(size=len(images)).tolist()
+
+    cal = calibrate(scorer, sorted(tmp_path.iterdir()), fprs=(0.5, 0.1), variants_per_image=25)
+    assert cal.n_images == 4 and cal.n_negatives == 100 and len(cal.failed) == 1
+    assert cal.thresholds["0.5"] < cal.thresholds["0.1"]
+    assert abs(cal.thresholds["0.5"]) < 0.5  # median of a standard normal

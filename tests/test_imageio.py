@@ -1,0 +1,121 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from deepraft.imageio import (ImageError, atomic_write_bytes, encode_image, iter_image_files, read_image,
+                              save_image)
+from tests.conftest import synthetic_photo
+
+
+def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_rgb_roundtrip_with_icc_and_exif(tmp_path):
+    img = synthetic_photo(0, 64, 48)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    src = tmp_path / "a.jpg"
+    img.save(src, quality=95, icc_profile=icc, exif=exif.tobytes())
+    pic = read_image(src)
+    assert pic.rgb.shape == (48, 64, 3) and pic.alpha is None and pic.icc_profile == icc
+    out = tmp_path / "b.png"
+    save_image(pic, out)
+    back = Image.open(out)
+    assert back.info.get("icc_profile") == icc
+    assert back.getexif()[0x010F] == "CameraMaker"
+
+
+def test_exif_orientation_applied(tmp_path):
+    img = synthetic_photo(1, 60, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    src = tmp_path / "rot.jpg"
+    img.save(src, exif=exif.tobytes())
+    pic = read_image(src)
+    assert pic.rgb.shape[:2] == (60, 30)
+    assert Image.Exif().load(pic.exif) is None or 0x0112 not in pic.to_pil().getexif() or pic.to_pil().getexif()[0x0112] == 1
+
+
+def test_rgba_alpha_untouched(tmp_path):
+    rgba = synthetic_photo(2).convert("RGBA")
+    alpha = np.random.default_rng(0).integers(0, 256, size=(80, 96), dtype=np.uint8)
+    rgba.putalpha(Image.fromarray(alpha))
+    pic = read_image(_bytes(rgba, "PNG"))
+    assert np.array_equal(pic.alpha, alpha)
+    with pytest.raises(ImageError, match="alpha"):
+        encode_image(pic, "JPEG", dest="x.jpg")
+    back = Image.open(io.BytesIO(encode_image(pic, "PNG")))
+    assert back.mode == "RGBA" and np.array_equal(np.asarray(back.getchannel("A")), alpha)
+
+
+@pytest.mark.parametrize("mode,note", [("L", "grayscale"), ("P", "palette"), ("CMYK", "CMYK"), ("1", "grayscale"),
+                                       ("LA", "grayscale")])
+def test_modes_converted_with_warning(mode, note):
+    img = synthetic_photo(3).convert(mode)
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    with pytest.warns(UserWarning, match=note):
+        pic = read_image(_bytes(img, fmt), source="x")
+    assert pic.rgb.dtype == np.uint8 and pic.rgb.shape == (80, 96, 3)
+    assert (pic.alpha is not None) == (mode == "LA")
+
+
+def test_16bit_gray_scaled():
+    arr = np.linspace(0, 65535, 64 * 32).reshape(32, 64).astype(np.uint16)
+    img = Image.fromarray(arr)
+    assert img.mode.startswith("I;16")
+    with pytest.warns(UserWarning, match="16-bit"):
+        pic = read_image(_bytes(img, "PNG"))
+    assert pic.rgb[0, 0, 0] == 0 and pic.rgb[-1, -1, 0] == 255
+
+
+@pytest.mark.parametrize("data,problem", [(b"", "empty file"), (b"hello, I am text", "not a recognised image")])
+def test_bad_bytes(data, problem):
+    with pytest.raises(ImageError, match=problem):
+        read_image(data, source="bad.bin")
+
+
+def test_bad_files_name_the_file(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty\.jpg: empty file"):
+        read_image(empty)
+    trunc = tmp_path / "trunc.jpg"
+    trunc.write_bytes(_bytes(synthetic_photo(4, 200, 200), "JPEG")[:400])
+    with pytest.raises(ImageError, match=r"trunc\.jpg: truncated"):
+        read_image(trunc)
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    err = None
+    try:
+        read_image(trunc)
+    except ImageError as exc:
+        err = str(exc)
+    assert "\n" not in err
+
+
+def test_pixel_limit():
+    data = _bytes(Image.new("RGB", (400, 300)), "PNG")
+    with pytest.raises(ImageError, match="over the limit"):
+        read_image(data, max_pixels=100_000)
+    assert read_image(data, max_pixels=None).size == (400, 300)
+
+
+def test_atomic_write_leaves_no_partial(tmp_path):
+    target = tmp_path / "out.bin"
+    atomic_write_bytes(target, b"abc")
+    assert target.read_bytes() == b"abc"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_iter_image_files(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    for name in ["d/a.jpg", "d/e/b.PNG", "d/notes.txt", "d/.hidden.jpg"]:
+        (tmp_path / name).write_bytes(b"x")
+    found = iter_image_files([tmp_path / "d"])
+    assert [str(r) for _, r in found] == ["a.jpg", "e/b.PNG"]

@@ -1,0 +1,93 @@
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deepraft.config import load_train_config
+from deepraft.train import train
+from deepraft.train.checkpoint import checkpoint_dirs, latest_checkpoint, read_model_config
+from tests.conftest import REPO, TINY_MODEL
+
+
+def _cfg(**over):
+    base = {"model": TINY_MODEL, "data": {"image_size": 40, "max_side": 96}, "batch_size": 3, "max_steps": 6,
+            "checkpoint_every": 2, "log_every": 1, "warmup_steps": 2, "keep_checkpoints": 10,
+            "augment": {"enabled": True, "aug_start": 0, "aug_end": 3, "max_ops": 3}}
+    base.update(over)
+    return load_train_config(None, base)
+
+
+def test_run_writes_checkpoints_log_and_config(tmp_path, photo_dir):
+    res = train(_cfg(), photo_dir, tmp_path / "r", show_progress=False)
+    assert res.step == 6
+    assert [d.name for d in checkpoint_dirs(tmp_path / "r")] == ["step_0000002", "step_0000004", "step_0000006"]
+    cfg = read_model_config(latest_checkpoint(tmp_path / "r") / "model.safetensors")
+    assert cfg.encoder == "unet_tiny" and cfg.work_size == 32
+    rows = list(csv.DictReader((tmp_path / "r" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(0 <= float(r["acc"]) <= 1 for r in rows)
+    assert "psnr" in rows[0] and (tmp_path / "r" / "config.yaml").exists()
+
+
+def test_resume_is_exact(tmp_path, photo_dir):
+    train(_cfg(), photo_dir, tmp_path / "straight", show_progress=False)
+    train(_cfg(), photo_dir, tmp_path / "sliced", show_progress=False, until_step=4)
+    # drop the last checkpoint so the resume starts from step 2 and re-runs 3..6
+    for d in checkpoint_dirs(tmp_path / "sliced")[1:]:
+        import shutil
+
+        shutil.rmtree(d)
+    train(_cfg(), photo_dir, tmp_path / "sliced", show_progress=False)
+    a = load_file(latest_checkpoint(tmp_path / "straight") / "model.safetensors")
+    b = load_file(latest_checkpoint(tmp_path / "sliced") / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = list(csv.DictReader((tmp_path / "sliced" / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_no_resume_refuses_existing_run(tmp_path, photo_dir):
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "r", show_progress=False)
+    with pytest.raises(FileExistsError):
+        train(_cfg(max_steps=2), photo_dir, tmp_path / "r", resume=False, show_progress=False)
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model:\n  encodr: unet\n")
+    with pytest.raises(ValueError, match="unknown key"):
+        load_train_config(p)
+
+
+@pytest.mark.parametrize("name", ["plain", "smoothing", "smoothing_aug", "default"])
+def test_shipped_configs_resolve(name):
+    cfg = load_train_config(REPO / "configs" / f"{name}.yaml")
+    assert cfg.max_steps > 0
+    if name.startswith("smoothing"):
+        assert cfg.model.smoothing_std == 0.5
+    if name == "smoothing_aug":
+        assert (cfg.augment.aug_start, cfg.augment.aug_end) == (5000, 100000)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, photo_dir):
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        "model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32, psnr_target: 30.0}\n"
+        "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 3\ncheckpoint_every: 3\n"
+        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "deepraft.cli", "train", "--config", str(cfg), "--data", str(photo_dir), "--run-name", "ddp",
+           "--runs-dir", str(tmp_path), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert latest_checkpoint(tmp_path / "ddp").name == "step_0000003"
+    info = (tmp_path / "ddp" / "run.json").read_text()
+    assert '"world_size": 2' in info
