@@ -71,6 +71,8 @@ def test_scan_errors_and_usage(tmp_path, inputs, tiny_card):
     assert "not a recognised image" in rows["notes.png"]["error"]
     assert "missing.jpg" in rows and "error" in rows["missing.jpg"]
     assert "score" in rows["a.jpg"]
+    r = run_cli("scan", inputs / "a.jpg", "--json", "--max-pixels", "1000", "--model", tiny_card)
+    assert r.returncode == 1 and "over the limit" in json.loads(r.stdout)["error"]
     assert run_cli("scan", inputs / "a.jpg", "--fpr", "0.0042", "--model", tiny_card).returncode == 2
     assert run_cli("scan", inputs / "a.jpg", "--model", tmp_path / "nowhere").returncode == 2
     assert run_cli("scan", "--bogus-option", inputs / "a.jpg").returncode == 2

@@ -36,11 +36,14 @@ def _usage(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _load(model: str, device: Optional[str]):
+MAX_PIXELS_HELP = "Refuse images with more pixels than this (decompression-bomb guard)."
+
+
+def _load(model: str, device: Optional[str], max_pixels: int = 64_000_000):
     from .api import load
 
     try:
-        return load(model, device=device)
+        return load(model, device=device, max_pixels=max_pixels)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _usage(str(exc))
 
@@ -61,6 +64,7 @@ def protect(
     quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality of the outputs."),
     overwrite: bool = typer.Option(False, help="Replace existing output files (inputs are never replaced)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
+    max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input."""
     from .imageio import SAVE_FORMATS, ImageError
@@ -70,7 +74,7 @@ def protect(
     files, missing = _expand(inputs)
     for m in missing:
         err.print(f"{m}: no such file or folder", highlight=False)
-    stamper = _load(model, device)
+    stamper = _load(model, device, max_pixels)
     input_set = {f.resolve() for f, _ in files}
     planned: set[Path] = set()
     failures = len(missing)
@@ -111,12 +115,13 @@ def scan(
     fpr: Optional[float] = typer.Option(None, help="Use the threshold calibrated for this FPR."),
     fail_on_protected: bool = typer.Option(False, help="Exit 3 when any input carries the stamp."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
+    max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Tell which pictures carry the stamp."""
     from .imageio import ImageError
 
     files, missing = _expand(paths)
-    stamper = _load(model, device)
+    stamper = _load(model, device, max_pixels)
     try:
         stamper.card.threshold(fpr)
     except ValueError as exc:

@@ -39,11 +39,21 @@ class TrainResult:
     last: dict[str, float]
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_description(device: torch.device, world_size: int = 1) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        name = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
