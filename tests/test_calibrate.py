@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepraft.calibrate import calibrate, clean_variants, fpr_resolution, threshold_at_fpr
+from deepraft.calibrate import (
+    calibrate,
+    clean_variants,
+    fpr_resolution,
+    threshold_at_fpr,
+)
 from tests.conftest import synthetic_photo
 
 

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from deepraft.imageio import (ImageError, atomic_write_bytes, encode_image, iter_image_files, read_image,
-                              save_image)
+from deepraft.imageio import (
+    ImageError,
+    atomic_write_bytes,
+    encode_image,
+    iter_image_files,
+    read_image,
+    save_image,
+)
 from tests.conftest import synthetic_photo
 
 

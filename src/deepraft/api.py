@@ -5,14 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .card import ModelCard, resolve_card
-from .imageio import DEFAULT_MAX_PIXELS, Picture, picture_from_pil, read_image, save_image
+from .imageio import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    Picture,
+    picture_from_pil,
+    read_image,
+    save_image,
+)
 from .models import StampModel, build_model
 from .models import functional as Fn
 from .train.checkpoint import load_weights
@@ -118,6 +125,15 @@ class Stamper:
     # -- files -----------------------------------------------------------------------------
     def read(self, path: str | os.PathLike[str]) -> Picture:
         return read_image(path, max_pixels=self.max_pixels)
+
+    def read_many(self, files: Iterable[Path], failed: list[str],
+                  progress: Callable[[Iterable], Iterable] | None = None) -> Iterator[tuple[Path, Picture]]:
+        """Decode ``files`` one by one; unreadable ones are appended to ``failed`` and skipped."""
+        for f in progress(files) if progress else files:
+            try:
+                yield f, self.read(f)
+            except ImageError as exc:
+                failed.append(str(exc))
 
     def protect_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95) -> Picture:
         """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``)."""

@@ -8,7 +8,6 @@ tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of th
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance
+
+from .imageio import reencode
 
 DEFAULT_FPRS = (1e-1, 1e-2, 1e-3)
 
@@ -38,18 +39,6 @@ def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
 def fpr_resolution(n_negatives: int) -> float:
     """Smallest FPR that ``n_negatives`` clean samples can resolve (one false positive)."""
     return 1.0 / max(1, n_negatives)
-
-
-def _jpeg(img: Image.Image, q: int) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=q)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-
-
-def _webp(img: Image.Image, q: int) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=q)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
 def _crop(img: Image.Image, area: float, rng: np.random.Generator) -> Image.Image:
@@ -81,9 +70,9 @@ def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     codec = rng.choice(["jpeg", "jpeg", "webp", "none"])
     if codec == "jpeg":
-        out = _jpeg(out, int(rng.integers(30, 96)))
+        out = reencode(out, "JPEG", quality=int(rng.integers(30, 96))).convert("RGB")
     elif codec == "webp":
-        out = _webp(out, int(rng.integers(40, 96)))
+        out = reencode(out, "WEBP", quality=int(rng.integers(40, 96))).convert("RGB")
     return out
 
 

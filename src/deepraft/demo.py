@@ -7,7 +7,6 @@ copies are all scanned; a platform would block every row marked STAMPED.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -16,27 +15,27 @@ from rich.table import Table
 
 from .data import find_images
 from .eval.quick import psnr_uint8
-from .imageio import ImageError, Picture, atomic_write_bytes, encode_image, picture_from_pil
-
-
-def _reencode(img: Image.Image, fmt: str, **kw: object) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return Image.open(io.BytesIO(buf.getvalue()))
+from .imageio import (
+    Picture,
+    atomic_write_bytes,
+    encode_image,
+    picture_from_pil,
+    reencode,
+)
 
 
 def forward_jpeg(img: Image.Image) -> Image.Image:
-    return _reencode(img, "JPEG", quality=75)
+    return reencode(img, "JPEG", quality=75)
 
 
 def forward_crop(img: Image.Image) -> Image.Image:
     w, h = img.size
-    return _reencode(img.crop((w // 10, h // 10, w - w // 10, h - h // 10)), "JPEG", quality=85)
+    return reencode(img.crop((w // 10, h // 10, w - w // 10, h - h // 10)), "JPEG", quality=85)
 
 
 def forward_resize(img: Image.Image) -> Image.Image:
     w, h = img.size
-    return _reencode(img.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BICUBIC), "JPEG", quality=85)
+    return reencode(img.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BICUBIC), "JPEG", quality=85)
 
 
 FORWARDS: dict[str, Callable[[Image.Image], Image.Image]] = {
@@ -57,12 +56,7 @@ def run_demo(stamper, photos: Path, out: Path,
     hits = {c: 0 for c in columns}
     failures: list[str] = []
     n = 0
-    for f in progress(files) if progress else files:
-        try:
-            pic = stamper.read(f)
-        except ImageError as exc:
-            failures.append(str(exc))
-            continue
+    for f, pic in stamper.read_many(files, failures, progress):
         stamped = stamper.protect_pictures([pic])[0]
         stem = f.stem
         atomic_write_bytes(out / "stamped" / f"{stem}.png", encode_image(stamped, "PNG"))

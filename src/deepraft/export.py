@@ -15,7 +15,12 @@ from .card import CARD_FILE, WEIGHTS_FILE, ModelCard, sha256_file, write_card
 from .data import find_images
 from .imageio import picture_from_pil
 from .models import build_model
-from .train.checkpoint import latest_checkpoint, load_weights, read_model_config, save_weights
+from .train.checkpoint import (
+    latest_checkpoint,
+    load_weights,
+    read_model_config,
+    save_weights,
+)
 
 
 def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None, fprs: Sequence[float] = DEFAULT_FPRS,

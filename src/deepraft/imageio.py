@@ -215,6 +215,15 @@ def encode_image(pic: Picture, fmt: str, quality: int = 95, dest: str = "<output
     return buf.getvalue()
 
 
+def reencode(img: Image.Image, fmt: str, **save_kwargs: object) -> Image.Image:
+    """Save ``img`` as ``fmt`` in memory and decode it again (what a re-upload does)."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save_kwargs)
+    out = Image.open(io.BytesIO(buf.getvalue()))
+    out.load()
+    return out
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so a reader never sees a half-written file and a crash leaves no partial output."""

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from deepraft.augment import ATTACKS, AttackLayer, curriculum, functional as AF, replay
+from deepraft.augment import ATTACKS, AttackLayer, curriculum, replay
+from deepraft.augment import functional as AF
 from deepraft.config import AugmentConfig
 
 DIFFERENTIABLE = [n for n in ATTACKS if n != "jpeg"]

@@ -3,7 +3,13 @@ import torch
 from torch.nn import functional as F
 
 from deepraft.config import ModelConfig
-from deepraft.models import ENCODERS, SCANNERS, build_model, create_encoder, create_scanner
+from deepraft.models import (
+    ENCODERS,
+    SCANNERS,
+    build_model,
+    create_encoder,
+    create_scanner,
+)
 from deepraft.models import functional as Fn
 
 

@@ -8,7 +8,13 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from deepraft.smoothing import ABSTAIN, Smooth, certified_accuracy, certified_radius, lower_confidence_bound
+from deepraft.smoothing import (
+    ABSTAIN,
+    Smooth,
+    certified_accuracy,
+    certified_radius,
+    lower_confidence_bound,
+)
 
 W = torch.tensor([3.0, 4.0])  # |w| = 5
 

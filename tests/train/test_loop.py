@@ -2,7 +2,6 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +9,11 @@ from safetensors.torch import load_file
 
 from deepraft.config import load_train_config
 from deepraft.train import train
-from deepraft.train.checkpoint import checkpoint_dirs, latest_checkpoint, read_model_config
+from deepraft.train.checkpoint import (
+    checkpoint_dirs,
+    latest_checkpoint,
+    read_model_config,
+)
 from tests.conftest import REPO, TINY_MODEL
 
 

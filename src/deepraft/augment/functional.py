@@ -14,8 +14,12 @@ import numpy as np
 import torch
 from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import filter2d, gaussian_blur2d
-from kornia.geometry.transform import crop_and_resize, get_perspective_transform, rotate as k_rotate
-from kornia.geometry.transform import warp_perspective
+from kornia.geometry.transform import (
+    crop_and_resize,
+    get_perspective_transform,
+    warp_perspective,
+)
+from kornia.geometry.transform import rotate as k_rotate
 from PIL import Image
 from torch.nn import functional as F
 

@@ -7,7 +7,6 @@ the original and its JPEG-50 copy (false positives) at the card's calibrated thr
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -15,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..imageio import ImageError, Picture, picture_from_pil
+from ..imageio import Picture, picture_from_pil, reencode
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
@@ -25,9 +24,7 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def jpeg_roundtrip(pic: Picture, quality: int) -> Picture:
-    buf = io.BytesIO()
-    Image.fromarray(pic.rgb).save(buf, format="JPEG", quality=quality)
-    return picture_from_pil(Image.open(io.BytesIO(buf.getvalue())), pic.source)
+    return picture_from_pil(reencode(Image.fromarray(pic.rgb), "JPEG", quality=quality), pic.source)
 
 
 @dataclass
@@ -56,12 +53,7 @@ def quick_check(stamper, files: Sequence[Path], fpr: float | None = None, jpeg_q
     rows: list[dict[str, object]] = []
     failed: list[str] = []
     jname = f"jpeg{jpeg_quality}"
-    for f in progress(files) if progress else files:
-        try:
-            pic = stamper.read(f)
-        except ImageError as exc:
-            failed.append(str(exc))
-            continue
+    for f, pic in stamper.read_many(files, failed, progress):
         stamped = stamper.protect_pictures([pic])[0]
         variants = [stamped, jpeg_roundtrip(stamped, jpeg_quality), pic, jpeg_roundtrip(pic, jpeg_quality)]
         s = stamper.scores(variants)

@@ -24,7 +24,12 @@ from ..data import PhotoCrops, StepBatches, find_images, sample_seed
 from ..models import StampModel, build_model
 from ..models.functional import psnr
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    init_distributed,
+    shutdown_distributed,
+)
 from .losses import detection_loss, image_loss, image_weight
 
 LOG_FIELDS = ["step", "loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr", "strength", "lr",
@@ -118,7 +123,13 @@ class _CsvLog:
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     TextColumn("{task.fields[stats]}"), disable=not enabled, transient=False)
