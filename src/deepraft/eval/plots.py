@@ -1,0 +1,123 @@
+"""PNG plots and the Markdown report of an evaluation folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import roc_curve
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_roc(out_dir: Path, labels: list[str] | None = None) -> Path:
+    """ROC curves (log FPR axis) of the chosen conditions from ``samples.csv``."""
+    plt = _plt()
+    scores: dict[str, dict[str, list[float]]] = {}
+    with (out_dir / "samples.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            label = r["attack"] if not r["strength"] else f"{r['attack']} {r['strength']}"
+            scores.setdefault(label, {"stamped": [], "clean": []})[r["kind"]].append(float(r["score"]))
+    labels = [lab for lab in (labels or list(scores)) if lab in scores]
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for lab in labels:
+        fpr, tpr = roc_curve(np.array(scores[lab]["stamped"]), np.array(scores[lab]["clean"]))
+        ax.plot(np.maximum(fpr, 1e-4), tpr, label=lab, lw=1.3)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.axvline(1e-3, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("false-positive rate (clean photos)")
+    ax.set_ylabel("true-positive rate (stamped photos)")
+    ax.set_title("ROC per attack")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = out_dir / "roc.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tpr_vs_strength(out_dir: Path, summary: dict) -> Path:
+    plt = _plt()
+    by_attack: dict[str, list[tuple[float, float]]] = {}
+    for row in summary["conditions"]:
+        if isinstance(row["strength"], (int, float)):
+            by_attack.setdefault(row["attack"], []).append((float(row["strength"]), row["tpr_at_calibrated"]))
+    attacks = [a for a, v in by_attack.items() if len(v) > 1]
+    cols = 4
+    rows = max(1, int(np.ceil(len(attacks) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax, attack in zip(axes.flat, attacks):
+        pts = sorted(by_attack[attack])
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+        ax.set_title(attack, fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(attacks):]:
+        ax.axis("off")
+    fig.suptitle(f"TPR at the calibrated threshold (FPR {summary['calibrated_fpr']:g}) vs attack strength", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "tpr_vs_strength.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v: object, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def eval_markdown(summary: dict, plots: list[Path]) -> str:
+    imp = summary["imperceptibility"]
+    lines = [
+        f"# deepraft eval: model `{summary['model']}`", "",
+        f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
+        f"and condition, each applied to the stamped and to the clean photo. Calibrated threshold "
+        f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g}).", "",
+        summary["method"], "",
+        "## Imperceptibility", "",
+        "| metric | mean | min | max |", "| --- | --- | --- | --- |",
+    ]
+    for k, v in imp.items():
+        lines.append(f"| {k} | {v['mean']:.4f} | {v['min']:.4f} | {v['max']:.4f} |")
+    lines += ["", summary["lpips_note"], "", "## Robustness", "",
+              "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
+              "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
+              "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
+              "accuracy at logit 0, the metric DeepRAFT reported.", "",
+              "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in summary["conditions"]:
+        lines.append(f"| {r['label']} | {r['n_stamped']} / {r['n_clean']} | {_fmt(r['tpr_at_calibrated'])} | "
+                     f"{_fmt(r['fpr_at_calibrated'])} | {_fmt(r.get('tpr_at_fpr_0.01'))} | "
+                     f"{_fmt(r.get('tpr_at_fpr_0.001'))} | {_fmt(r['roc_auc'], 4)} | {_fmt(r['paper_accuracy'])} |")
+    lines.append("")
+    for p in plots:
+        lines += [f"![{p.stem}]({p.name})", ""]
+    return "\n".join(lines)
+
+
+def write_eval_report(out_dir: Path) -> Path:
+    summary = json.loads((out_dir / "summary.json").read_text())
+    labels = [r["label"] for r in summary["conditions"]]
+    focus = [lab for lab in labels if lab in {"none", "jpeg 50", "jpeg 30", "resize 0.5", "crop 0.5", "rotate 15",
+                                              "perspective 0.2", "gaussian_blur 2", "screenshot", "combined"}]
+    plots = [plot_roc(out_dir, focus or labels[:8]), plot_tpr_vs_strength(out_dir, summary)]
+    path = out_dir / "report.md"
+    path.write_text(eval_markdown(summary, plots))
+    return path
