@@ -66,7 +66,8 @@ class Stamper:
             return picture_from_pil(image, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
 
-    def _work_batch(self, pics: Sequence[Picture]) -> torch.Tensor:
+    def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
+        """The (B,3,s,s) working copies the scanner reads, on the model's device."""
         s = self.work_size
         arrs = [np.asarray(Image.fromarray(p.rgb).resize((s, s), Image.Resampling.BILINEAR)) for p in pics]
         t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -77,7 +78,7 @@ class Stamper:
     def protect_pictures(self, pics: Sequence[Picture]) -> list[Picture]:
         if not pics:
             return []
-        residuals = self.model.residual(self._work_batch(pics)).float()
+        residuals = self.model.residual(self.work_copies(pics)).float()
         return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
 
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
@@ -107,7 +108,7 @@ class Stamper:
         """Scanner logits for decoded pictures."""
         out: list[float] = []
         for i in range(0, len(pics), batch_size):
-            out += self.model.scanner(self._work_batch(pics[i : i + batch_size])).float().cpu().tolist()
+            out += self.model.scanner(self.work_copies(pics[i : i + batch_size])).float().cpu().tolist()
         return out
 
     def _result(self, score: float, fpr: float | None) -> ScanResult:

@@ -1,0 +1,107 @@
+"""``deepraft attack``: removal and forging attacks over a grid of budgets, as a table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+from ..imageio import atomic_write_bytes
+from .adversarial import AttackSanityError, run_attack
+
+LINF_EPS = (2, 4, 8, 16, 32)
+L2_EPS = (0.5,)
+
+
+@dataclass
+class AttackSettings:
+    attacks: tuple[str, ...] = ("apgd-ce", "square", "autoattack")
+    goals: tuple[str, ...] = ("removal", "forging")
+    linf_eps: tuple[float, ...] = LINF_EPS
+    """L-inf budgets in 1/255 units."""
+    l2_eps: tuple[float, ...] = L2_EPS
+    """L2 budgets in [0,1] units on the working copy."""
+    steps: int = 50
+    eot: int = 8
+    n_queries: int = 1000
+    smooth_n: int = 200
+    max_photos: int | None = 30
+    sigma: float | None = None
+    """Smoothing sigma of the attacked scanner (default: the model's training sigma; 0: base scanner)."""
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> "AttackSettings":
+        return cls(attacks=("apgd-ce",), goals=("removal",), linf_eps=(2, 8), l2_eps=(), steps=10, eot=2,
+                   smooth_n=50, max_photos=4)
+
+
+def check_attack_breaks_base(score_fn, stamped: torch.Tensor, threshold: float, eps: float = 8 / 255,
+                             max_robust: float = 0.1) -> dict:
+    """APGD-CE at 8/255 must remove the stamp from nearly every image for the undefended
+    (noise-free) scanner; if not, the attack is broken and every number it gives is suspect."""
+    with torch.enable_grad():
+        r = run_attack(score_fn, stamped, "removal", "apgd-ce", eps, threshold, "Linf", 0.0, steps=50)
+    if r.robust_accuracy > max_robust:
+        raise AttackSanityError(f"APGD-CE at {eps * 255:.0f}/255 left {r.robust_accuracy:.0%} of stamps on the "
+                                f"undefended scanner (expected <= {max_robust:.0%}): the attack is not working")
+    return {"check": "apgd-ce removal on the undefended scanner at 8/255", "robust_accuracy": r.robust_accuracy}
+
+
+def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackSettings,
+                progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
+    failed: list[str] = []
+    pics = [p for _, p in stamper.read_many(files, failed)]
+    if not pics:
+        raise ValueError("attack: no readable photos")
+    stamped = stamper.work_copies(stamper.protect_pictures(pics))
+    clean = stamper.work_copies(pics)
+    sigma = stamper.card.model.smoothing_std if settings.sigma is None else settings.sigma
+    thr = stamper.card.threshold()
+    sanity = check_attack_breaks_base(stamper.model.scanner, stamped, thr)
+    jobs = [(a, g, "Linf", e / 255.0) for a in settings.attacks for g in settings.goals for e in settings.linf_eps]
+    jobs += [(a, g, "L2", e) for a in settings.attacks for g in settings.goals for e in settings.l2_eps]
+    rows = []
+    for attack, goal, norm, eps in progress(jobs) if progress else jobs:
+        x = stamped if goal == "removal" else clean
+        with torch.enable_grad():
+            r = run_attack(stamper.model.scanner, x, goal, attack, eps, thr, norm, sigma, settings.eot, settings.steps,
+                           settings.n_queries, settings.smooth_n, seed=settings.seed)
+        rows.append({**asdict(r), "eps_255": round(eps * 255, 3) if norm == "Linf" else None})
+    summary = {"model": stamper.card.name, "sigma": sigma, "threshold": thr, "n_photos": len(pics), "failed": failed,
+               "settings": asdict(settings), "sanity": sanity, "results": rows,
+               "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy"}
+    atomic_write_bytes(out_dir / "attack.json", (json.dumps(summary, indent=2) + "\n").encode())
+    plot_robust(out_dir, summary)
+    return summary
+
+
+def plot_robust(out_dir: Path, summary: dict) -> Path:
+    from ..eval.plots import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in summary["results"]:
+        if r["norm"] == "Linf":
+            series.setdefault(f"{r['attack']} {r['goal']}", []).append((r["eps_255"], r["robust_accuracy"]))
+    for label, pts in series.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+    ax.set_xlabel("L-inf budget (x/255)")
+    ax.set_ylabel("robust accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"robust accuracy vs budget (sigma {summary['sigma']:g})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(out_dir) / "robust_accuracy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
