@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from deepraft.attacks import AttackSanityError, TwoClassScanner, check_gradients, run_attack
+from deepraft.attacks.runner import check_attack_breaks_base
+
+
+def linear_score(x: torch.Tensor) -> torch.Tensor:
+    """A toy scanner: the stamp is a +0.02 shift of the mean; logits scaled so the margin is
+    about 2 at the stamp and gradients are large."""
+    return (x.mean(dim=(1, 2, 3)) - 0.51) * 200.0
+
+
+def stamped_batch(n: int = 6) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return (0.5 + 0.02 + 0.01 * torch.rand(n, 3, 16, 16, generator=g)).clamp(0, 1)
+
+
+def test_two_class_wrapper():
+    m = TwoClassScanner(lambda x: torch.tensor([3.0, -1.0]), threshold=1.0)
+    logits = m(torch.zeros(2, 3, 4, 4))
+    assert logits.argmax(1).tolist() == [1, 0]
+    assert torch.allclose(logits[:, 1] - logits[:, 0], torch.tensor([2.0, -2.0]))
+
+
+def test_vanishing_gradients_fail_loudly():
+    m = TwoClassScanner(lambda x: torch.zeros(x.shape[0]) + 0.0 * x.sum())
+    with pytest.raises(AttackSanityError, match="gradients"):
+        check_gradients(m, torch.rand(2, 3, 8, 8), torch.ones(2, dtype=torch.long))
+
+
+def test_apgd_breaks_an_undefended_scanner_and_stays_in_budget():
+    x = stamped_batch()
+    assert (linear_score(x) > 0).all()
+    r = run_attack(linear_score, x, "removal", "apgd-ce", 8 / 255, steps=10)
+    assert r.clean_accuracy == 1.0 and r.robust_accuracy == 0.0
+    assert r.mean_psnr is not None and r.mean_psnr > 20 * torch.log10(torch.tensor(255 / 8.0)).item() - 0.5
+    assert check_attack_breaks_base(linear_score, x, 0.0)["robust_accuracy"] == 0.0
+    weak = run_attack(linear_score, x, "removal", "apgd-ce", 0.5 / 255, steps=10)
+    assert weak.robust_accuracy == 1.0  # the margin needs more than 0.5/255
+
+
+def test_square_black_box_and_forging():
+    x = stamped_batch(4)
+    r = run_attack(linear_score, x, "removal", "square", 16 / 255, n_queries=100)
+    assert r.robust_accuracy < 1.0
+    clean = x - 0.04
+    f = run_attack(linear_score, clean, "forging", "apgd-ce", 16 / 255, steps=10)
+    assert f.clean_accuracy == 1.0 and f.robust_accuracy == 0.0
+
+
+def test_smoothed_attack_is_judged_by_the_smoothed_decision():
+    x = stamped_batch(3)
+    r = run_attack(linear_score, x, "removal", "apgd-ce", 8 / 255, smoothing_std=0.05, eot=2, steps=5, smooth_n=100)
+    assert r.smoothed and 0.0 <= r.robust_accuracy <= 1.0
+    with pytest.raises(ValueError, match="goal"):
+        run_attack(linear_score, x, "steal", "apgd-ce", 8 / 255)
+    with pytest.raises(ValueError, match="unknown attack"):
+        run_attack(linear_score, x, "removal", "fgsm-nope", 8 / 255)
+
+
+def test_broken_attack_is_detected():
+    x = stamped_batch()
+    with pytest.raises(AttackSanityError, match="not working"):
+        check_attack_breaks_base(linear_score, x, 0.0, eps=0.2 / 255)
