@@ -431,6 +431,35 @@ def report(
         err.print(f"wrote {out}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000, min=0, max=65535),
+    model: str = typer.Option("default"),
+    api_key: Optional[str] = typer.Option(None, envvar="DEEPRAFT_API_KEY",
+                                          help="Require this key for /v1/protect (or set DEEPRAFT_API_KEY)."),
+    demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger."),
+    no_demo: bool = typer.Option(False, help="Do not mount the /demo messenger."),
+    max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),
+    max_body_mb: float = typer.Option(25.0, min=0.001),
+    max_pixels: int = typer.Option(50_000_000, min=1),
+    device: Optional[str] = typer.Option(None),
+) -> None:
+    """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs) and the /demo messenger."""
+    import uvicorn
+
+    from .service.app import ServiceSettings, create_app
+
+    settings = ServiceSettings(model=model, device=device, api_key=api_key or None,
+                               max_body_bytes=int(max_body_mb * 2**20), max_pixels=max_pixels,
+                               max_concurrency=max_concurrency, demo_db=None if no_demo else demo_db.resolve())
+    try:
+        application = create_app(settings)
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     app()
 

@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from deepraft.attacks import AttackSanityError, TwoClassScanner, check_gradients, run_attack
+from deepraft.attacks import (
+    AttackSanityError,
+    TwoClassScanner,
+    check_gradients,
+    run_attack,
+)
 from deepraft.attacks.runner import check_attack_breaks_base
 
 
