@@ -224,6 +224,23 @@ def reencode(img: Image.Image, fmt: str, **save_kwargs: object) -> Image.Image:
     return out
 
 
+def process_umask() -> int:
+    """The process umask, read without changing it (os.umask would set it for all threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def finish_temp_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Give a temporary file the permissions of a normally created file and move it into place."""
+    os.chmod(tmp, 0o666 & ~process_umask())
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
     so a reader never sees a half-written file and a crash leaves no partial output."""
@@ -235,7 +252,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        finish_temp_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

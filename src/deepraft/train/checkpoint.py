@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import ModelConfig, from_dict, to_dict
+from ..imageio import process_umask, finish_temp_file
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -63,7 +64,7 @@ def save_weights(model: nn.Module, path: Path, model_cfg: ModelConfig, extra: di
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
+        finish_temp_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -96,6 +97,7 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: Model
                     "wall_time_s": wall_time_s}, tmp / "train_state.pt")
         if final.exists():
             shutil.rmtree(final)
+        os.chmod(tmp, 0o777 & ~process_umask())
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
