@@ -242,8 +242,9 @@ def train(
 
 @app.command()
 def export(
-    run: Path = typer.Argument(..., help="Run folder (or its name under --runs-dir)."),
-    name: str = typer.Option(..., help="Model name recorded on the card."),
+    run: Path = typer.Argument(..., help="Run folder (or its name under --runs-dir); with --onnx any model."),
+    name: Optional[str] = typer.Option(None, help="Model name recorded on the card (required without --onnx)."),
+    onnx: Optional[Path] = typer.Option(None, help="Write encoder.onnx and scanner.onnx of RUN/MODEL here instead."),
     out: Optional[Path] = typer.Option(None, help="Card folder to write (default: models/NAME)."),
     runs_dir: Path = typer.Option(Path("runs")),
     calib_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
@@ -255,9 +256,19 @@ def export(
     variants: int = typer.Option(50, min=1, help="Benign variants per calibration photo."),
     recipe: Optional[str] = typer.Option(None, help="The command that trained the run, for the card."),
 ) -> None:
-    """Turn a training run into a model card that deepraft.load() accepts."""
+    """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
+    model into ONNX graphs for mobile and edge clients)."""
     from .export import export_run
 
+    if onnx is not None:
+        from .onnx_export import export_onnx
+
+        stamper = _load(str(run), "cpu")
+        for p in export_onnx(stamper, onnx):
+            err.print(f"wrote {p}", highlight=False)
+        return
+    if name is None:
+        _usage("--name is required to export a run as a model card")
     run_dir = run if run.exists() else runs_dir / run
     target = out or Path("models") / name
     try:

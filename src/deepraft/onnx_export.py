@@ -1,0 +1,51 @@
+"""``deepraft export MODEL --onnx DIR``: the encoder and the scanner as ONNX graphs for mobile
+and edge clients.
+
+    DIR/encoder.onnx   work (B,3,s,s) float32 in [0,1] -> residual (B,3,s,s), strength and mask applied
+    DIR/scanner.onnx   work (B,3,s,s) float32 in [0,1] -> score (B,) logits
+    DIR/onnx.json      working size, calibrated thresholds and how to use the two graphs
+
+A client squashes the picture to the s x s working copy (bilinear, antialiased), runs the
+encoder, upsamples the residual bilinearly to the full size and adds it (protect), or runs the
+scanner on the working copy and compares the score with the threshold (scan).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .imageio import atomic_write_bytes
+from .models import StampModel
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: StampModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, work: torch.Tensor) -> torch.Tensor:
+        return self.model.residual(work)
+
+
+def export_onnx(stamper, out_dir: Path, opset: int = 17) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = stamper.model.to("cpu").eval()
+    s = stamper.work_size
+    example = torch.rand(1, 3, s, s)
+    paths = []
+    for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", model.scanner, "score")):
+        path = out_dir / f"{name}.onnx"
+        torch.onnx.export(module, (example,), str(path), input_names=["work"], output_names=[out_name],
+                          dynamic_axes={"work": {0: "batch"}, out_name: {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+        paths.append(path)
+    card = stamper.card
+    meta = {"model": card.name, "work_size": s, "thresholds": card.thresholds, "default_fpr": card.default_fpr,
+            "opset": opset, "usage": __doc__.split("\n\n", 2)[2].strip()}
+    atomic_write_bytes(out_dir / "onnx.json", (json.dumps(meta, indent=2) + "\n").encode())
+    return paths + [out_dir / "onnx.json"]
