@@ -83,3 +83,31 @@ def test_fifty_megapixels(tiny_stamper):
 def test_load_errors():
     with pytest.raises(FileNotFoundError, match="not a bundled model"):
         deepraft.load("no-such-model")
+
+
+def test_fast_scan_path_matches_full_decode(tiny_stamper, tmp_path):
+    img = synthetic_photo(7, 1600, 1200)
+    path = tmp_path / "big.jpg"
+    tiny_stamper.protect(img).save(path, quality=92)
+    fast = tiny_stamper.scan_file(path)
+    full = tiny_stamper.scan(tiny_stamper.read(path))
+    assert abs(fast.score - full.score) < 0.05 * max(1.0, abs(full.score))
+    assert fast.threshold == full.threshold
+
+
+def test_scan_files_with_workers(tiny_stamper, tmp_path):
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.png"
+        synthetic_photo(i, 80, 60).save(p)
+        paths.append(p)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    paths.insert(2, bad)
+    seq = list(tiny_stamper.scan_files(paths, workers=0, batch_size=2))
+    par = list(tiny_stamper.scan_files(paths, workers=2, batch_size=2))
+    assert [p for p, _ in seq] == paths == [p for p, _ in par]
+    assert isinstance(seq[2][1], deepraft.ImageError) and "bad.jpg" in str(par[2][1])
+    for (_, a), (_, b) in zip(seq, par):
+        if not isinstance(a, deepraft.ImageError):
+            assert a.score == pytest.approx(b.score, abs=1e-5)

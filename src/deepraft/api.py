@@ -18,6 +18,7 @@ from .imageio import (
     Picture,
     picture_from_pil,
     read_image,
+    read_work_copy,
     save_image,
 )
 from .models import StampModel, build_model
@@ -69,9 +70,12 @@ class Stamper:
     def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
         """The (B,3,s,s) working copies the scanner reads, on the model's device."""
         s = self.work_size
-        arrs = [np.asarray(Image.fromarray(p.rgb).resize((s, s), Image.Resampling.BILINEAR)) for p in pics]
-        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div_(255.0)
-        return t.to(self.device)
+        return self._to_batch([np.asarray(Image.fromarray(p.rgb).resize((s, s), Image.Resampling.BILINEAR))
+                               for p in pics])
+
+    def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        return t.contiguous()
 
     # -- protect ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -144,8 +148,53 @@ class Stamper:
         save_image(out, dst, quality=quality)
         return out
 
-    def scan_file(self, path: str | os.PathLike[str], fpr: float | None = None) -> ScanResult:
-        return self.scan(self.read(path), fpr)
+    @torch.inference_mode()
+    def scan_work_copies(self, arrays: Sequence[np.ndarray], fpr: float | None = None) -> list[ScanResult]:
+        """Scan (s,s,3) uint8 working copies (see :func:`deepraft.imageio.read_work_copy`)."""
+        if not arrays:
+            return []
+        scores = self.model.scanner(self._to_batch(arrays)).float().cpu().tolist()
+        return [self._result(sc, fpr) for sc in scores]
+
+    def scan_file(self, path: str | os.PathLike[str] | bytes, fpr: float | None = None) -> ScanResult:
+        """Scan a file (or encoded bytes) through the fast path: reduced-scale JPEG decoding
+        straight to the working copy, no full-resolution copy."""
+        self.card.threshold(fpr)
+        return self.scan_work_copies([read_work_copy(path, self.work_size, max_pixels=self.max_pixels)], fpr)[0]
+
+    def scan_files(self, paths: Sequence[Path], fpr: float | None = None, batch_size: int = 64,
+                   workers: int = 0) -> Iterator[tuple[Path, ScanResult | ImageError]]:
+        """Scan many files, decoding in ``workers`` DataLoader processes while the model runs;
+        yields (path, result) in input order, an :class:`ImageError` for a file that failed."""
+        from torch.utils.data import DataLoader
+
+        self.card.threshold(fpr)
+        dataset = _WorkCopies(list(paths), self.work_size, self.max_pixels)
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
+        for batch in loader:
+            good = [(p, a) for p, a in batch if not isinstance(a, ImageError)]
+            results = iter(self.scan_work_copies([a for _, a in good], fpr))
+            for p, a in batch:
+                yield Path(p), a if isinstance(a, ImageError) else next(results)
+
+
+class _WorkCopies:
+    """Map-style dataset of working copies (or the error a file gave), for DataLoader workers."""
+
+    def __init__(self, paths: list[Path], size: int, max_pixels: int | None) -> None:
+        self.paths, self.size, self.max_pixels = paths, size, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray | ImageError]:
+        p = str(self.paths[i])
+        try:
+            return p, read_work_copy(p, self.size, max_pixels=self.max_pixels)
+        except ImageError as exc:
+            return p, exc
+        except OSError as exc:
+            return p, ImageError(p, f"cannot read file ({exc})")
 
 
 def load(model: str | os.PathLike[str] = "default", device: str | torch.device | None = None,

@@ -32,9 +32,13 @@ T = TypeVar("T")
 
 
 def _progress_iter(items: Sequence[T], label: str, enabled: bool = True) -> Iterable[T]:
+    yield from _progress_iter_stream(items, len(items), label, enabled)
+
+
+def _progress_iter_stream(items: Iterable[T], total: int, label: str, enabled: bool = True) -> Iterable[T]:
     with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, disable=not enabled or not err.is_terminal, transient=True) as bar:
-        yield from bar.track(items, total=len(items))
+        yield from bar.track(items, total=total)
 
 
 def _usage(message: str) -> None:
@@ -120,6 +124,7 @@ def scan(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     fpr: Optional[float] = typer.Option(None, help="Use the threshold calibrated for this FPR."),
     fail_on_protected: bool = typer.Option(False, help="Exit 3 when any input carries the stamp."),
+    workers: int = typer.Option(0, min=0, help="Processes decoding images in parallel (0: in this process)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
     max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
@@ -133,15 +138,16 @@ def scan(
     except ValueError as exc:
         _usage(str(exc))
     rows: list[dict[str, object]] = [{"path": m, "error": f"{m}: no such file or folder"} for m in missing]
-    for src, _ in _progress_iter(files, "scan", enabled=not as_json):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = stamper.scan_file(src, fpr=fpr)
-            rows.append({"path": str(src), "protected": r.protected, "score": round(r.score, 4),
-                         "threshold": round(r.threshold, 4)})
-        except (ImageError, OSError) as exc:
-            rows.append({"path": str(src), "error": str(exc)})
+    paths = [f for f, _ in files]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = stamper.scan_files(paths, fpr=fpr, workers=workers)
+        for src, r in _progress_iter_stream(results, len(paths), "scan", enabled=not as_json):
+            if isinstance(r, ImageError):
+                rows.append({"path": str(src), "error": str(r)})
+            else:
+                rows.append({"path": str(src), "protected": r.protected, "score": round(r.score, 4),
+                             "threshold": round(r.threshold, 4)})
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")

@@ -19,7 +19,14 @@ from fastapi import Depends, FastAPI, File, Header, HTTPException, Request, Uplo
 from fastapi.responses import JSONResponse, Response
 
 from ..api import Stamper, load
-from ..imageio import ALPHA_FORMATS, ImageError, Picture, encode_image, read_image
+from ..imageio import (
+    ALPHA_FORMATS,
+    ImageError,
+    Picture,
+    encode_image,
+    read_image,
+    read_work_copy,
+)
 
 API_KEY_ENV = "DEEPRAFT_API_KEY"
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff"}
@@ -43,17 +50,22 @@ class ServiceError(HTTPException):
     pass
 
 
+def _http_error(exc: ImageError) -> ServiceError:
+    """413 for images over the pixel limit, 415 for what is not an image, 422 for broken ones."""
+    if "over the limit" in exc.problem or "decompression bomb" in exc.problem:
+        return ServiceError(413, str(exc))
+    if "not a recognised image" in exc.problem:
+        return ServiceError(415, str(exc))
+    return ServiceError(422, str(exc))
+
+
 def _decode(data: bytes, name: str, max_pixels: int) -> Picture:
     if not data:
         raise ServiceError(422, f"{name}: empty file")
     try:
         return read_image(data, source=name, max_pixels=max_pixels)
     except ImageError as exc:
-        if "over the limit" in exc.problem or "decompression bomb" in exc.problem:
-            raise ServiceError(413, str(exc)) from exc
-        if "not a recognised image" in exc.problem:
-            raise ServiceError(415, str(exc)) from exc
-        raise ServiceError(422, str(exc)) from exc
+        raise _http_error(exc) from exc
 
 
 class Engine:
@@ -79,8 +91,13 @@ class Engine:
         return encode_image(out, fmt, quality=95), fmt
 
     def _scan(self, data: bytes, name: str) -> dict:
-        pic = _decode(data, name, self.settings.max_pixels)
-        r = self.stamper.scan(pic)
+        if not data:
+            raise ServiceError(422, f"{name}: empty file")
+        try:
+            work = read_work_copy(data, self.stamper.work_size, source=name, max_pixels=self.settings.max_pixels)
+        except ImageError as exc:
+            raise _http_error(exc) from exc
+        r = self.stamper.scan_work_copies([work])[0]
         return {"protected": r.protected, "score": r.score, "threshold": r.threshold, "model": self.stamper.card.name}
 
     async def protect(self, data: bytes, name: str) -> tuple[bytes, str]:

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import ModelConfig, from_dict, to_dict
-from ..imageio import process_umask, finish_temp_file
+from ..imageio import finish_temp_file, process_umask
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
