@@ -41,7 +41,8 @@ class EvalSettings:
         return cls(grid=list(QUICK_GRID), variants=4, max_photos=8)
 
 
-def _view(img: Image.Image, variant: int, rng: np.random.Generator) -> Image.Image:
+def view_variant(img: Image.Image, variant: int, rng: np.random.Generator) -> Image.Image:
+    """Variant 0: the picture itself; others: a light random crop (85-100 % of the area)."""
     return img if variant == 0 else crop(img, float(rng.uniform(0.85, 1.0)), rng)
 
 
@@ -91,7 +92,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
                 seed = sample_seed(settings.seed, pi, ci, v)
                 for kind, img in (("stamped", s_img), ("clean", c_img)):
                     rng = np.random.default_rng(seed)
-                    edited = cond.apply(_view(img, v, rng), rng)
+                    edited = cond.apply(view_variant(img, v, rng), rng)
                     batch.append(picture_from_pil(edited, f.name))
                     meta.append((kind, v))
             for (kind, v), score in zip(meta, stamper.scores(batch)):

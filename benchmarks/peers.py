@@ -1,0 +1,189 @@
+"""deepraft against invisible-watermark (rivaGan, dwtDctSvd) on the same photos and attacks.
+
+    python benchmarks/peers.py [--data ../shared/data/photos/test] [--variants 2] [--quick]
+
+Each method stamps every photo, then every condition of the evaluation's attack grid is applied
+(same random draws) to the stamped and to the clean photo. Scores: deepraft's scanner logit;
+for invisible-watermark, the number of decoded bits that match the embedded 32-bit payload
+(each peer's own decoding rule). Every method's threshold is set for FPR 1e-3 on the clean
+samples of all conditions pooled, so the three are compared at the same false-positive rate.
+Writes benchmarks/results/peers.json, peers.md and peers.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+PAYLOAD = [int(b) for b in np.unpackbits(np.frombuffer(b"DRft", dtype=np.uint8))]  # 32 bits
+
+
+class DeepRaft:
+    name = "deepraft default"
+
+    def __init__(self, model: str) -> None:
+        import deepraft
+
+        self.stamper = deepraft.load(model, device="cpu")
+
+    def embed(self, img: Image.Image) -> Image.Image:
+        from deepraft.imageio import Picture
+
+        return Image.fromarray(self.stamper.protect_pictures([Picture(rgb=np.asarray(img))])[0].rgb)
+
+    def scores(self, imgs: list[Image.Image]) -> list[float]:
+        s = self.stamper.work_size
+        arrays = [np.asarray(im.resize((s, s), Image.Resampling.BILINEAR)) for im in imgs]
+        return [r.score for r in self.stamper.scan_work_copies(arrays)]
+
+
+class InvisibleWatermark:
+    def __init__(self, method: str) -> None:
+        from imwatermark import WatermarkDecoder, WatermarkEncoder
+
+        self.method = method
+        self.name = f"invisible-watermark {method}"
+        self.encoder = WatermarkEncoder()
+        self.encoder.set_watermark("bits", PAYLOAD)
+        self.decoder = WatermarkDecoder("bits", 32)
+        if method == "rivaGan":
+            WatermarkEncoder.loadModel()
+
+    def embed(self, img: Image.Image) -> Image.Image:
+        bgr = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
+        out = self.encoder.encode(bgr, self.method)
+        return Image.fromarray(np.ascontiguousarray(out[:, :, ::-1]))
+
+    def scores(self, imgs: list[Image.Image]) -> list[float]:
+        out = []
+        for im in imgs:
+            bgr = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+            try:
+                bits = self.decoder.decode(bgr, self.method)
+                out.append(float(np.sum(np.asarray(bits, dtype=int)[:32] == np.asarray(PAYLOAD))))
+            except Exception:  # noqa: BLE001 - the peer refuses small or odd images: no detection
+                out.append(-1.0)
+        return out
+
+
+def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
+    from deepraft.calibrate import threshold_at_fpr
+    from deepraft.data import sample_seed
+    from deepraft.eval.distortions import conditions
+    from deepraft.eval.metrics import rate_above, roc_auc, tpr_at_fpr
+    from deepraft.eval.quick import psnr_uint8
+    from deepraft.eval.runner import view_variant
+
+    conds = conditions(grid)
+    originals = [Image.open(p).convert("RGB") for p in photos]
+    results = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        stamped = [m.embed(im) for im in originals]
+        embed_s = (time.perf_counter() - t0) / len(originals)
+        psnrs = [psnr_uint8(np.asarray(s), np.asarray(o)) for s, o in zip(stamped, originals)]
+        pos: dict[str, list[float]] = {}
+        neg: dict[str, list[float]] = {}
+        t_detect, n_detect = 0.0, 0
+        for ci, cond in enumerate(conds):
+            for pi, (s_img, c_img) in enumerate(zip(stamped, originals)):
+                batch = []
+                for v in range(variants):
+                    for img in (s_img, c_img):
+                        rng = np.random.default_rng(sample_seed(seed, pi, ci, v))
+                        batch.append(cond.apply(view_variant(img, v, rng), rng))
+                t1 = time.perf_counter()
+                sc = m.scores(batch)
+                t_detect += time.perf_counter() - t1
+                n_detect += len(batch)
+                pos.setdefault(cond.label, []).extend(sc[0::2])
+                neg.setdefault(cond.label, []).extend(sc[1::2])
+        pooled = np.concatenate([np.array(v) for v in neg.values()])
+        thr = threshold_at_fpr(pooled, 1e-3)
+        rows = {lab: {"tpr": rate_above(np.array(pos[lab]), thr), "fpr": rate_above(np.array(neg[lab]), thr),
+                      "auc": roc_auc(np.array(pos[lab]), np.array(neg[lab])),
+                      "tpr_own_1e-2": tpr_at_fpr(np.array(pos[lab]), np.array(neg[lab]), 1e-2)
+                      if len(neg[lab]) >= 100 else None}
+                for lab in pos}
+        results[m.name] = {"embed_s_per_image": round(embed_s, 4), "detect_s_per_image": round(t_detect / n_detect, 4),
+                           "psnr_mean": float(np.mean(psnrs)), "psnr_min": float(np.min(psnrs)),
+                           "threshold": thr, "n_clean_pooled": int(pooled.size), "conditions": rows}
+        print(f"{m.name}: PSNR {np.mean(psnrs):.2f} dB, embed {embed_s:.3f} s, "
+              f"detect {t_detect / n_detect * 1000:.1f} ms per image", flush=True)
+    return {"photos": len(photos), "variants": variants, "conditions": [c.label for c in conds], "methods": results}
+
+
+def markdown(res: dict) -> str:
+    names = list(res["methods"])
+    lines = ["# deepraft vs invisible-watermark", "",
+             f"{res['photos']} photos, {res['variants']} variants per photo and condition (stamped and clean). "
+             "TPR at the threshold that gives FPR 1e-3 on each method's pooled clean samples "
+             f"({next(iter(res['methods'].values()))['n_clean_pooled']} per method).", "",
+             "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key, label in (("psnr_mean", "PSNR dB (mean)"), ("embed_s_per_image", "embed s / image"),
+                       ("detect_s_per_image", "detect s / image")):
+        lines.append(f"| {label} | " + " | ".join(f"{res['methods'][n][key]:.4g}" for n in names) + " |")
+    lines += ["", "| attack | " + " | ".join(f"TPR {n}" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for lab in res["conditions"]:
+        lines.append(f"| {lab} | " + " | ".join(f"{res['methods'][n]['conditions'][lab]['tpr']:.3f}" for n in names)
+                     + " |")
+    lines += ["", "![TPR per attack](peers.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = res["conditions"]
+    names = list(res["methods"])
+    fig, ax = plt.subplots(figsize=(max(10, 0.28 * len(labels) * len(names)), 4.5))
+    width = 0.8 / len(names)
+    x = np.arange(len(labels))
+    for i, n in enumerate(names):
+        ax.bar(x + i * width, [res["methods"][n]["conditions"][lab]["tpr"] for lab in labels], width, label=n)
+    ax.set_xticks(x + 0.4 - width / 2, labels, rotation=75, fontsize=7)
+    ax.set_ylabel("TPR at FPR 1e-3")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    from deepraft.data import find_images
+    from deepraft.eval.distortions import GRID, QUICK_GRID
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "test")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--variants", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="the quick grid on 6 photos")
+    args = ap.parse_args()
+    photos = find_images(args.data, "folder")
+    grid = QUICK_GRID if args.quick else GRID
+    if args.quick:
+        photos = photos[:6]
+    methods = [DeepRaft(args.model), InvisibleWatermark("rivaGan"), InvisibleWatermark("dwtDctSvd")]
+    res = run(methods, photos, grid, args.variants, args.seed)
+    res["data"] = str(args.data.resolve())
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "peers.json").write_text(json.dumps(res, indent=2) + "\n")
+    plot(res, out / "peers.png")
+    (out / "peers.md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
