@@ -20,6 +20,7 @@ from .imageio import (
     read_image,
     read_work_copy,
     save_image,
+    work_copy,
 )
 from .models import StampModel, build_model
 from .models import functional as Fn
@@ -27,7 +28,7 @@ from .train.checkpoint import load_weights
 
 ImageLike = Union[Image.Image, Picture]
 
-STRIP_PIXELS = 2_000_000
+STRIP_PIXELS = 1_000_000
 """Pixels per strip when adding the upsampled stamp (bounds float memory on huge images)."""
 
 
@@ -70,8 +71,7 @@ class Stamper:
     def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
         """The (B,3,s,s) working copies the scanner reads, on the model's device."""
         s = self.work_size
-        return self._to_batch([np.asarray(Image.fromarray(p.rgb).resize((s, s), Image.Resampling.BILINEAR))
-                               for p in pics])
+        return self._to_batch([work_copy(p.rgb, s) for p in pics])
 
     def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -88,12 +88,12 @@ class Stamper:
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
         h, w = pic.rgb.shape[:2]
         out = np.empty_like(pic.rgb)
+        up = Fn.StripUpsampler(residual[0], h, w, scale=255.0)
         rows = max(1, STRIP_PIXELS // max(1, w))
         for a in range(0, h, rows):
             b = min(h, a + rows)
-            up = Fn.upsample(residual, h, w, a, b)[0].mul_(255.0)
-            block = torch.from_numpy(pic.rgb[a:b].copy()).to(self.device).permute(2, 0, 1).float().add_(up)
-            out[a:b] = block.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            block = up.rows(a, b).add_(torch.from_numpy(pic.rgb[a:b]).to(self.device)).add_(0.5).clamp_(0, 255)
+            torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates: +0.5 rounds
         return pic.with_rgb(out)
 
     def protect(self, image: ImageLike) -> ImageLike:

@@ -323,7 +323,10 @@ def demo(
         table, failures = run_demo(stamper, photos, out, progress=lambda xs: _progress_iter(list(xs), "demo"))
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))
-    Console().print(table)
+    con = Console()
+    if not con.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        con = Console(width=112)
+    con.print(table)
     for f in failures:
         err.print(f"[red]error:[/red] {f}", highlight=False)
     raise typer.Exit(EXIT_FAILED if failures else EXIT_OK)

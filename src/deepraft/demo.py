@@ -39,9 +39,9 @@ def forward_resize(img: Image.Image) -> Image.Image:
 
 
 FORWARDS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "JPEG q75": forward_jpeg,
-    "crop 64% + JPEG": forward_crop,
-    "resize 50% + JPEG": forward_resize,
+    "JPEG75": forward_jpeg,
+    "crop64%": forward_crop,
+    "half-size": forward_resize,
 }
 
 
@@ -51,8 +51,14 @@ def run_demo(stamper, photos: Path, out: Path,
     out = Path(out)
     thr = stamper.card.threshold()
     columns = ["original", "stamped", *FORWARDS]
-    table = Table("photo", "size", "PSNR dB", *columns,
-                  title=f"deepraft demo, model {stamper.card.name!r}, threshold {thr:.2f} (FPR {stamper.card.default_fpr:g})")
+    table = Table(title=f"deepraft demo: model {stamper.card.name!r}, threshold {thr:.2f} "
+                        f"(FPR {stamper.card.default_fpr:g}); cells: decision and score",
+                  caption="forwarded copies: JPEG q75 / crop to 64% + JPEG / half size + JPEG")
+    table.add_column("photo", no_wrap=True, max_width=20, overflow="ellipsis")
+    table.add_column("size", no_wrap=True)
+    table.add_column("PSNR", no_wrap=True)
+    for c in columns:
+        table.add_column(c, no_wrap=True)
     hits = {c: 0 for c in columns}
     failures: list[str] = []
     n = 0
@@ -71,10 +77,11 @@ def run_demo(stamper, photos: Path, out: Path,
         for col, s in zip(columns, scores):
             caught = s > thr
             hits[col] += caught
-            cells.append(f"[bold red]STAMPED[/bold red] {s:.1f}" if caught else f"clean {s:.1f}")
-        table.add_row(f.name, f"{pic.size[0]}x{pic.size[1]}", f"{psnr_uint8(stamped.rgb, pic.rgb):.1f}", *cells)
+            cells.append(f"[bold red]BLOCK[/bold red] {s:.0f}" if caught else f"ok {s:.0f}")
+        table.add_row(f.stem.split("__")[-1], f"{pic.size[0]}x{pic.size[1]}", f"{psnr_uint8(stamped.rgb, pic.rgb):.1f}",
+                      *cells)
         n += 1
     if n:
         table.add_section()
-        table.add_row("flagged", f"{n} photos", "", *[f"{hits[c]}/{n}" for c in columns])
+        table.add_row("blocked", f"{n} photos", "", *[f"{hits[c]}/{n}" for c in columns])
     return table, failures

@@ -188,6 +188,14 @@ def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
             raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
 
 
+def work_copy(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Squash (H,W,3) uint8 pixels to the (size,size,3) working copy: antialiased bilinear, with
+    a box pre-reduction for large images (``reducing_gap=3``: fast, within a level or two of
+    the exact resize)."""
+    img = Image.fromarray(rgb)
+    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
 def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, source: str | None = None,
                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The (size, size, 3) uint8 working copy of an image, decoded as cheaply as possible.
@@ -205,8 +213,7 @@ def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, so
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pic = picture_from_pil(img, name, max_pixels=None)
-    small = Image.fromarray(pic.rgb).resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(small)
+    return work_copy(pic.rgb, size)
 
 
 def format_for(path: str | os.PathLike[str]) -> str:

@@ -95,3 +95,13 @@ def test_quantize_ste():
     assert torch.allclose(y * 255, (y * 255).round(), atol=1e-4)
     y.sum().backward()
     assert torch.equal(x.grad, torch.ones(2))
+
+
+@pytest.mark.parametrize("out_size", [(300, 517), (64, 90), (7, 500)])
+def test_strip_upsampler_matches_interpolate(out_size):
+    r = torch.randn(3, 32, 32)
+    ref = F.interpolate(r[None], size=out_size, mode="bilinear", align_corners=False)[0].permute(1, 2, 0) * 2.0
+    up = Fn.StripUpsampler(r, *out_size, scale=2.0)
+    h = out_size[0]
+    got = torch.cat([up.rows(a, min(h, a + 40)) for a in range(0, h, 40)])
+    assert torch.allclose(got, ref, atol=1e-4)

@@ -15,16 +15,24 @@ def resize_to_work(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def interp_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32,
-                  device: torch.device | None = None, start: int = 0, stop: int | None = None) -> torch.Tensor:
-    """Rows ``start:stop`` of the (n_out, n_in) matrix of 1-D linear interpolation with
-    ``align_corners=False`` (the convention of ``F.interpolate(mode='bilinear')``)."""
+def interp_indices(n_out: int, n_in: int, device: torch.device | None = None, start: int = 0,
+                   stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For output positions ``start:stop`` of a 1-D linear resize from ``n_in`` to ``n_out``
+    with ``align_corners=False`` (``F.interpolate``'s convention): the two source indices and
+    the weight of the second, ``out = (1 - w1) * in[i0] + w1 * in[i1]``."""
     stop = n_out if stop is None else stop
     dst = torch.arange(start, stop, dtype=torch.float64, device=device)
     src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
     i0 = src.floor().long().clamp(max=n_in - 1)
     i1 = (i0 + 1).clamp(max=n_in - 1)
-    w1 = src - i0.to(torch.float64)
+    return i0, i1, src - i0.to(torch.float64)
+
+
+def interp_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32,
+                  device: torch.device | None = None, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Rows ``start:stop`` of the (n_out, n_in) matrix of :func:`interp_indices`."""
+    stop = n_out if stop is None else stop
+    i0, i1, w1 = interp_indices(n_out, n_in, device, start, stop)
     m = torch.zeros(stop - start, n_in, dtype=torch.float64, device=device)
     rows = torch.arange(stop - start, device=device)
     m.index_put_((rows, i0), 1.0 - w1, accumulate=True)
@@ -39,6 +47,23 @@ def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0,
     ay = interp_matrix(height, r.shape[-2], r.dtype, r.device, row_start, row_stop)
     ax = interp_matrix(width, r.shape[-1], r.dtype, r.device)
     return torch.einsum("yh,bchw,xw->bcyx", ay, r, ax)
+
+
+class StripUpsampler:
+    """Bilinear upsampling of one (3,h,w) residual to (height,width), handed out as
+    (rows, width, 3) HWC strips: the column pass is done once at (h, width), each strip is a
+    lerp of two of its rows. The same result as :func:`upsample`, without a dense row matrix
+    and without a full-size float copy."""
+
+    def __init__(self, r: torch.Tensor, height: int, width: int, scale: float = 1.0) -> None:
+        hwc = (r * scale).permute(1, 2, 0)
+        ax = interp_matrix(width, r.shape[-1], r.dtype, r.device)
+        self.cols = torch.einsum("xw,hwc->hxc", ax, hwc).contiguous()
+        self.height = height
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        i0, i1, w1 = interp_indices(self.height, self.cols.shape[0], self.cols.device, start, stop)
+        return torch.lerp(self.cols[i0], self.cols[i1], w1.to(self.cols.dtype).view(-1, 1, 1))
 
 
 def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
