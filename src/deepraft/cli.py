@@ -202,8 +202,14 @@ def info(
             con.print(f"[bold]{section}[/bold]: {json.dumps(shown)}")
 
 
-def _std_override(std: Optional[float]) -> dict:
-    return {} if std is None else {"model": {"smoothing_std": std}}
+def _drop_none(d: dict) -> dict:
+    """Nested dict without the options that were not given (None) and without empty sections."""
+    out = {}
+    for k, v in d.items():
+        v = _drop_none(v) if isinstance(v, dict) else v
+        if v is not None and v != {}:
+            out[k] = v
+    return out
 
 
 @app.command()
@@ -225,15 +231,12 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train (or resume) a stamp model; torchrun --nproc_per_node N deepraft ... for DDP."""
-    from .config import deep_update, load_train_config
+    from .config import load_train_config
     from .train import train as run_training
 
-    overrides: dict = _std_override(std)
-    flat = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "device": device}
-    overrides.update({k: v for k, v in flat.items() if v is not None})
-    aug = {k: v for k, v in {"aug_start": aug_start, "aug_end": aug_end}.items() if v is not None}
-    if aug:
-        overrides = deep_update(overrides, {"augment": aug})
+    given = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "device": device,
+             "model": {"smoothing_std": std}, "augment": {"aug_start": aug_start, "aug_end": aug_end}}
+    overrides = _drop_none(given)
     try:
         cfg = load_train_config(config, overrides)
     except ValueError as exc:

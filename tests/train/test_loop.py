@@ -94,3 +94,24 @@ def test_ddp_two_cpu_processes(tmp_path, photo_dir):
     assert latest_checkpoint(tmp_path / "ddp").name == "step_0000003"
     info = (tmp_path / "ddp" / "run.json").read_text()
     assert '"world_size": 2' in info
+
+
+def test_cli_train_overrides_and_resume(tmp_path, photo_dir):
+    import yaml
+
+    from tests.conftest import run_cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32}\n"
+                   "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 50\ncheckpoint_every: 2\n")
+    args = ["train", "--config", cfg, "--data", photo_dir, "--run-name", "r", "--runs-dir", tmp_path, "--no-progress",
+            "--std", "0.3", "--aug-start", "0", "--aug-end", "1", "--lr", "0.01", "--until-step", "2"]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert resolved["model"]["smoothing_std"] == 0.3 and resolved["lr"] == 0.01
+    assert resolved["augment"]["aug_start"] == 0 and resolved["augment"]["aug_end"] == 1
+    assert latest_checkpoint(tmp_path / "r").name == "step_0000002"
+    r = run_cli(*args[:-1], "4")
+    assert r.returncode == 0 and latest_checkpoint(tmp_path / "r").name == "step_0000004"
+    assert run_cli(*args[:-2], "--no-resume").returncode == 2
