@@ -352,6 +352,7 @@ def eval_cmd(
     quick: bool = typer.Option(False, help="A few representative attacks, 4 variants, 8 photos (minutes on CPU)."),
     variants: Optional[int] = typer.Option(None, min=1, help="Variants per photo and condition (default 34)."),
     seed: int = typer.Option(0),
+    workers: int = typer.Option(0, min=0, help="Processes sharing the photos (CPU; 0: this process)."),
     device: Optional[str] = typer.Option(None),
 ) -> None:
     """Imperceptibility and robustness over the attack grid, stamped and clean copies alike."""
@@ -363,7 +364,9 @@ def eval_cmd(
     if variants is not None:
         settings.variants = variants
     stamper = _load(model, device)
-    summary = run_eval(stamper, _photo_files(data), out, settings, progress=lambda xs: _progress_iter(list(xs), "eval"))
+    files = _photo_files(data)
+    summary = run_eval(stamper, files, out, settings, workers=workers,
+                       progress=lambda xs: _progress_iter_stream(xs, len(files[: settings.max_photos or None]), "eval"))
     report = write_eval_report(out)
     imp = summary["imperceptibility"]["psnr"]
     err.print(f"{summary['n_photos']} photos, PSNR {imp['mean']:.2f} dB; report {report}", highlight=False)
@@ -403,6 +406,9 @@ def attack(
     out: Path = typer.Option(...),
     attacks: List[str] = typer.Option(["apgd-ce", "square", "autoattack"], "--attack", help="Repeat to choose."),
     goal: List[str] = typer.Option(["removal", "forging"], help="removal and/or forging."),
+    eps: List[float] = typer.Option([2, 4, 8, 16, 32], help="L-inf budgets in /255 units (repeat the option)."),
+    l2: List[float] = typer.Option([0.5], help="L2 budgets on the [0,1] working copy (repeat; 0 for none)."),
+    n_queries: int = typer.Option(1000, min=1, help="Square attack queries."),
     sigma: Optional[float] = typer.Option(None, min=0.0, help="Attack the scanner smoothed with this sigma."),
     eot: int = typer.Option(8, min=1, help="Noise draws per gradient against a smoothed scanner."),
     steps: int = typer.Option(50, min=1),
@@ -417,7 +423,9 @@ def attack(
     if quick:
         settings = AttackSettings.quick()
     else:
-        settings = AttackSettings(attacks=tuple(attacks), goals=tuple(goal), eot=eot, steps=steps, max_photos=max_photos)
+        settings = AttackSettings(attacks=tuple(attacks), goals=tuple(goal), linf_eps=tuple(eps),
+                                  l2_eps=tuple(e for e in l2 if e > 0), eot=eot, steps=steps, n_queries=n_queries,
+                                  max_photos=max_photos)
     settings.sigma = sigma
     stamper = _load(model, device)
     try:

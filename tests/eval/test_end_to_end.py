@@ -42,3 +42,15 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
 
     r = run_cli("report", out)
     assert r.returncode == 0 and "## 2. Imperceptibility" in r.stdout and "40.72" in r.stdout
+
+
+def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir):
+    from deepraft.data import find_images
+    from deepraft.eval.runner import EvalSettings, run_eval
+
+    settings = EvalSettings(grid=[("none", [None]), ("jpeg", [50]), ("rotate", [10])], variants=2, max_photos=3)
+    files = find_images(photo_dir)
+    a = run_eval(tiny_stamper, files, tmp_path / "a", settings)
+    b = run_eval(tiny_stamper, files, tmp_path / "b", settings, workers=2)
+    assert (tmp_path / "a" / "samples.csv").read_text() == (tmp_path / "b" / "samples.csv").read_text()
+    assert a["conditions"] == b["conditions"]

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..data import sample_seed
-from ..imageio import atomic_write_bytes, picture_from_pil
+from ..imageio import ImageError, atomic_write_bytes, work_copy
 from .distortions import GRID, QUICK_GRID, Condition, conditions, crop
 from .metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from .quality import LpipsUnavailable, lpips_metric, ms_ssim, ssim
@@ -60,10 +60,57 @@ def _summarise(cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: flo
     return row
 
 
+def _eval_photo(stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp=None):
+    """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
+    pic = stamper.read(f)
+    stamped = stamper.protect_pictures([pic])[0]
+    row = {"photo": f.name, "width": pic.size[0], "height": pic.size[1],
+           "psnr": psnr_uint8(stamped.rgb, pic.rgb), "ssim": ssim(stamped.rgb, pic.rgb),
+           "ms_ssim": ms_ssim(stamped.rgb, pic.rgb)}
+    if lp is not None:
+        row["lpips"] = lp(stamped.rgb, pic.rgb)
+    s_img, c_img = Image.fromarray(stamped.rgb), Image.fromarray(pic.rgb)
+    samples = []
+    for ci, cond in enumerate(conds):
+        arrays, meta = [], []
+        for v in range(settings.variants):
+            seed = sample_seed(settings.seed, pi, ci, v)
+            for kind, img in (("stamped", s_img), ("clean", c_img)):
+                rng = np.random.default_rng(seed)
+                edited = cond.apply(view_variant(img, v, rng), rng)
+                arrays.append(work_copy(np.asarray(edited.convert("RGB")), stamper.work_size))
+                meta.append((kind, v))
+        for (kind, v), r in zip(meta, stamper.scan_work_copies(arrays)):
+            samples.append((f.name, cond.attack, "" if cond.strength is None else str(cond.strength), v, kind, r.score))
+    return row, samples
+
+
+_WORKER: dict = {}
+"""Per-worker-process cache of the stamper (filled by the pool initializer)."""
+
+
+def _worker_init(model: str, max_pixels: int | None) -> None:
+    import torch
+
+    from ..api import load
+
+    torch.set_num_threads(1)
+    _WORKER["stamper"] = load(model, device="cpu", max_pixels=max_pixels)
+
+
+def _worker_photo(args):
+    f, pi, conds, settings = args
+    try:
+        return _eval_photo(_WORKER["stamper"], f, pi, conds, settings)
+    except ImageError as exc:
+        return exc
+
+
 def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
-             progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, object]:
+             progress: Callable[[Iterable], Iterable] | None = None, workers: int = 0) -> dict[str, object]:
     """Run the evaluation; write ``images.csv``, ``samples.csv`` and ``summary.json`` under
-    ``out_dir`` and return the summary."""
+    ``out_dir`` and return the summary. ``workers`` > 0 spreads the photos over processes
+    (CPU only; each loads the model from ``stamper.card``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     conds = conditions(settings.grid)
@@ -77,26 +124,28 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
     images: list[dict[str, object]] = []
     samples: list[tuple[str, str, str, int, str, float]] = []
     failed: list[str] = []
-    for pi, (f, pic) in enumerate(stamper.read_many(files, failed, progress)):
-        stamped = stamper.protect_pictures([pic])[0]
-        row = {"photo": f.name, "width": pic.size[0], "height": pic.size[1],
-               "psnr": psnr_uint8(stamped.rgb, pic.rgb), "ssim": ssim(stamped.rgb, pic.rgb),
-               "ms_ssim": ms_ssim(stamped.rgb, pic.rgb)}
-        if lp is not None:
-            row["lpips"] = lp(stamped.rgb, pic.rgb)
-        images.append(row)
-        s_img, c_img = Image.fromarray(stamped.rgb), Image.fromarray(pic.rgb)
-        for ci, cond in enumerate(conds):
-            batch, meta = [], []
-            for v in range(settings.variants):
-                seed = sample_seed(settings.seed, pi, ci, v)
-                for kind, img in (("stamped", s_img), ("clean", c_img)):
-                    rng = np.random.default_rng(seed)
-                    edited = cond.apply(view_variant(img, v, rng), rng)
-                    batch.append(picture_from_pil(edited, f.name))
-                    meta.append((kind, v))
-            for (kind, v), score in zip(meta, stamper.scores(batch)):
-                samples.append((f.name, cond.attack, "" if cond.strength is None else str(cond.strength), v, kind, score))
+    if workers > 0 and lp is None and stamper.device.type == "cpu":
+        from concurrent.futures import ProcessPoolExecutor
+
+        card = stamper.card
+        card_path = str(card.path if (card.path / "card.json").exists() else card.weights_path)
+        with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
+            jobs = pool.map(_worker_photo, [(f, pi, conds, settings) for pi, f in enumerate(files)])
+            for out in progress(jobs) if progress else jobs:
+                if isinstance(out, ImageError):
+                    failed.append(str(out))
+                else:
+                    images.append(out[0])
+                    samples += out[1]
+    else:
+        for pi, f in enumerate(progress(files) if progress else files):
+            try:
+                row, photo_samples = _eval_photo(stamper, f, pi, conds, settings, lp)
+            except ImageError as exc:
+                failed.append(str(exc))
+                continue
+            images.append(row)
+            samples += photo_samples
     if not images:
         raise ValueError("eval: no readable photos")
     with (out_dir / "images.csv").open("w", newline="") as fh:
