@@ -32,6 +32,12 @@ class ModelConfig:
     mask: str = "none"
     """Perceptual mask applied to the stamp: 'none' or 'texture'."""
     mask_power: float = 0.5
+    luma_only: bool = False
+    """Stamp the luminance only (the same change on R, G and B): no colour casts, and the
+    stamp survives grayscale conversion and hue/saturation changes unchanged."""
+    max_amplitude: float | None = None
+    """Soft cap (tanh) on each pixel of the stamp at working resolution, values in [0,1]:
+    stops the encoder from concentrating the stamp's energy into a few visible blotches."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
 

@@ -105,3 +105,15 @@ def test_strip_upsampler_matches_interpolate(out_size):
     h = out_size[0]
     got = torch.cat([up.rows(a, min(h, a + 40)) for a in range(0, h, 40)])
     assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_luma_only_and_amplitude_cap():
+    cfg = ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=30.0, luma_only=True,
+                      max_amplitude=0.05, mask="texture")
+    model = build_model(cfg)
+    x = torch.rand(2, 3, 32, 32)
+    r = model.residual(x)
+    assert torch.allclose(r[:, 0], r[:, 1]) and torch.allclose(r[:, 1], r[:, 2])
+    assert r.abs().max() < 0.05
+    y = model.stamp(torch.rand(2, 3, 80, 50))
+    assert y.shape == (2, 3, 80, 50)

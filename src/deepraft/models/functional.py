@@ -69,7 +69,7 @@ class StripUpsampler:
 def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
     """(B,1,h,w) mask that is larger where the luminance is textured, normalised to unit RMS.
     The stamp hides better in texture than on flat areas (sky, skin, walls)."""
-    y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    y = to_luma(x)
     pad = window // 2
     yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     mean = F.avg_pool2d(yp, window, stride=1)
@@ -77,6 +77,16 @@ def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.
     m = (var.sqrt() + 0.02) ** power
     m = F.avg_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     return m / m.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+
+
+def to_luma(r: torch.Tensor) -> torch.Tensor:
+    """(B,3,h,w) -> (B,1,h,w) luminance (Rec. 601 weights)."""
+    return 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
+
+
+def soft_cap(r: torch.Tensor, cap: float) -> torch.Tensor:
+    """Smoothly limit |r| to ``cap``: cap * tanh(r / cap) (identity for small values)."""
+    return cap * torch.tanh(r / cap)
 
 
 def scale_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:

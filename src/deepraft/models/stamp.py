@@ -24,12 +24,16 @@ class StampModel(nn.Module):
     def residual(self, work: torch.Tensor) -> torch.Tensor:
         """Stamp residual at working resolution for a (B,3,s,s) working copy in [0,1]."""
         r = self.encoder(work)
+        if self.cfg.luma_only:
+            r = Fn.to_luma(r).expand(-1, 3, -1, -1)
         if self.cfg.mask == "texture":
             r = r * Fn.texture_mask(work, self.cfg.mask_power)
         elif self.cfg.mask != "none":
             raise ValueError(f"unknown mask {self.cfg.mask!r}")
         if self.cfg.psnr_target is not None:
             r = Fn.scale_to_psnr(r, self.cfg.psnr_target)
+        if self.cfg.max_amplitude is not None:
+            r = Fn.soft_cap(r, self.cfg.max_amplitude)
         return r
 
     def stamp(self, x: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,9 @@ class Engine:
         self.stamper = stamper
         self.settings = settings
         self.limiter = anyio.CapacityLimiter(max(1, settings.max_concurrency))
+        # at most this many request bodies are held in memory at once; the rest wait (their
+        # uploads stay spooled to disk by the multipart parser)
+        self.inflight = anyio.Semaphore(4 * max(1, settings.max_concurrency))
 
     async def read_upload(self, upload: UploadFile) -> bytes:
         data = await upload.read(self.settings.max_body_bytes + 1)
@@ -105,6 +108,18 @@ class Engine:
 
     async def scan(self, data: bytes, name: str) -> dict:
         return await anyio.to_thread.run_sync(self._scan, data, name, limiter=self.limiter)
+
+    async def protect_upload(self, upload: UploadFile) -> tuple[bytes, str]:
+        async with self.inflight:
+            return await self.protect(await self.read_upload(upload), upload.filename or "image")
+
+    async def scan_upload(self, upload: UploadFile) -> dict:
+        async with self.inflight:
+            return await self.scan(await self.read_upload(upload), upload.filename or "image")
+
+    async def check_forward_upload(self, upload: UploadFile) -> dict:
+        async with self.inflight:
+            return await self.check_forward(await self.read_upload(upload), upload.filename or "image")
 
     async def check_forward(self, data: bytes, name: str) -> dict:
         r = await self.scan(data, name)
@@ -156,18 +171,18 @@ def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> Fas
               responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}})
     async def protect(image: UploadFile = File(..., description="The picture to stamp.")) -> Response:
         """Stamp a picture; the answer is the stamped picture in the same format."""
-        data, fmt = await engine.protect(await engine.read_upload(image), image.filename or "image")
+        data, fmt = await engine.protect_upload(image)
         return Response(data, media_type=MIME[fmt], headers={"X-Deepraft-Model": stamper.card.name})
 
     @app.post("/v1/scan")
     async def scan(image: UploadFile = File(..., description="The picture to scan.")) -> dict:
         """Does the picture carry the stamp?"""
-        return await engine.scan(await engine.read_upload(image), image.filename or "image")
+        return await engine.scan_upload(image)
 
     @app.post("/v1/check-forward")
     async def check_forward(image: UploadFile = File(..., description="The picture a user forwards or uploads.")) -> dict:
         """The decision a platform makes when a user forwards or re-uploads a picture."""
-        return await engine.check_forward(await engine.read_upload(image), image.filename or "image")
+        return await engine.check_forward_upload(image)
 
     if settings.demo_db is not None:
         from .demo import mount_demo

@@ -118,16 +118,18 @@ def mount_demo(app: FastAPI, engine, db_path: Path) -> None:
     async def send(sender: str = Form(...), recipient: str = Form(...), only_for_you: bool = Form(False),
                    image: UploadFile = File(...)) -> dict:
         _account(sender), _account(recipient)
-        data = await engine.read_upload(image)
         name = image.filename or "upload"
-        check = await engine.check_forward(data, name)
-        if not check["allowed"]:
-            blocked(sender, "upload", name, check)
-        if only_for_you:
-            data, fmt = await engine.protect(data, name)
-            mime = {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, "image/png")
-        else:
-            mime = image.content_type if image.content_type in ("image/jpeg", "image/png", "image/webp") else "image/png"
+        async with engine.inflight:
+            data = await engine.read_upload(image)
+            check = await engine.check_forward(data, name)
+            if not check["allowed"]:
+                blocked(sender, "upload", name, check)
+            if only_for_you:
+                data, fmt = await engine.protect(data, name)
+                mime = {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, "image/png")
+            else:
+                mime = image.content_type if image.content_type in ("image/jpeg", "image/png", "image/webp") \
+                    else "image/png"
         mid = store.add_message(sender, recipient, data, mime, only_for_you)
         return {"sent": True, "message_id": mid, "only_for_you": only_for_you, "score": check["score"]}
 
