@@ -35,9 +35,10 @@ class ModelConfig:
     luma_only: bool = False
     """Stamp the luminance only (the same change on R, G and B): no colour casts, and the
     stamp survives grayscale conversion and hue/saturation changes unchanged."""
-    max_amplitude: float | None = None
-    """Soft cap (tanh) on each pixel of the stamp at working resolution, values in [0,1]:
-    stops the encoder from concentrating the stamp's energy into a few visible blotches."""
+    crest_factor: float | None = None
+    """Soft cap (tanh) on each pixel of the stamp at this multiple of the stamp's RMS, applied
+    before the PSNR scaling: the encoder cannot concentrate the stamp's energy into a few
+    visible blotches, and the PSNR still holds exactly."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
 

@@ -79,6 +79,10 @@ def test_scale_to_psnr_exact():
     r = torch.randn(4, 3, 16, 16)
     y = Fn.scale_to_psnr(r, 40.0)
     assert torch.allclose(Fn.psnr(y, torch.zeros_like(y)), torch.full((4,), 40.0), atol=1e-3)
+    y = Fn.scale_to_psnr(r, 40.0, reference_size=48)
+    up = F.interpolate(y, size=(48, 48), mode="bilinear", align_corners=False)
+    assert torch.allclose(Fn.psnr(up, torch.zeros_like(up)), torch.full((4,), 40.0), atol=1e-3)
+    assert torch.all(Fn.psnr(y, torch.zeros_like(y)) < 40.0)  # white noise loses energy when upsampled
 
 
 def test_texture_mask_prefers_texture():
@@ -107,13 +111,19 @@ def test_strip_upsampler_matches_interpolate(out_size):
     assert torch.allclose(got, ref, atol=1e-4)
 
 
-def test_luma_only_and_amplitude_cap():
+def test_luma_only_and_crest_limit():
     cfg = ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=30.0, luma_only=True,
-                      max_amplitude=0.05, mask="texture")
+                      crest_factor=2.0, mask="texture")
     model = build_model(cfg)
     x = torch.rand(2, 3, 32, 32)
     r = model.residual(x)
     assert torch.allclose(r[:, 0], r[:, 1]) and torch.allclose(r[:, 1], r[:, 2])
-    assert r.abs().max() < 0.05
+    up = F.interpolate(r, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(Fn.psnr(up, torch.zeros_like(up)), torch.full((2,), 30.0), atol=1e-3)
+    rms = r.pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert torch.all(r.abs().amax(dim=(1, 2, 3)) < 2.0 * 1.6 * rms)  # peak bounded by the crest factor
+    spike = torch.zeros(1, 3, 16, 16)
+    spike[..., 3, 3] = 1.0
+    assert Fn.limit_crest(spike, 2.0).abs().max() <= 2.0 * spike.pow(2).mean().sqrt() + 1e-6
     y = model.stamp(torch.rand(2, 3, 80, 50))
     assert y.shape == (2, 3, 80, 50)

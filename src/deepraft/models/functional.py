@@ -84,15 +84,22 @@ def to_luma(r: torch.Tensor) -> torch.Tensor:
     return 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
 
 
-def soft_cap(r: torch.Tensor, cap: float) -> torch.Tensor:
-    """Smoothly limit |r| to ``cap``: cap * tanh(r / cap) (identity for small values)."""
-    return cap * torch.tanh(r / cap)
+def limit_crest(r: torch.Tensor, crest: float) -> torch.Tensor:
+    """Smoothly limit each residual of a batch to ``crest`` times its own RMS:
+    k * tanh(r / k), k = crest * RMS(r) (identity for small values)."""
+    k = crest * r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
+    return k * torch.tanh(r / k)
 
 
-def scale_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
-    """Rescale each residual in a batch so that its PSNR (peak 1) equals ``psnr`` dB."""
+def scale_to_psnr(r: torch.Tensor, psnr: float, reference_size: int | None = None) -> torch.Tensor:
+    """Rescale each residual in a batch so that its PSNR (peak 1) equals ``psnr`` dB, measured
+    on the residual itself or, with ``reference_size``, on its bilinear upsampling to that
+    square size: upsampling smooths fine patterns away, so the PSNR that a picture larger than
+    the working copy gets is the upsampled one (pictures larger still get slightly more)."""
     target_rms = 10.0 ** (-psnr / 20.0)
-    rms = r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
+    ref = r if reference_size is None else F.interpolate(r, size=(reference_size, reference_size),
+                                                          mode="bilinear", align_corners=False)
+    rms = ref.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
     return r * (target_rms / rms)
 
 

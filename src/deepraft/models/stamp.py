@@ -30,10 +30,10 @@ class StampModel(nn.Module):
             r = r * Fn.texture_mask(work, self.cfg.mask_power)
         elif self.cfg.mask != "none":
             raise ValueError(f"unknown mask {self.cfg.mask!r}")
+        if self.cfg.crest_factor is not None:
+            r = Fn.limit_crest(r, self.cfg.crest_factor)
         if self.cfg.psnr_target is not None:
-            r = Fn.scale_to_psnr(r, self.cfg.psnr_target)
-        if self.cfg.max_amplitude is not None:
-            r = Fn.soft_cap(r, self.cfg.max_amplitude)
+            r = Fn.scale_to_psnr(r, self.cfg.psnr_target, reference_size=2 * self.cfg.work_size)
         return r
 
     def stamp(self, x: torch.Tensor) -> torch.Tensor:
