@@ -68,3 +68,9 @@ def test_broken_attack_is_detected():
     x = stamped_batch()
     with pytest.raises(AttackSanityError, match="not working"):
         check_attack_breaks_base(linear_score, x, 0.0, eps=0.2 / 255)
+
+
+def test_autoattack_standard_runs_on_two_classes():
+    x = stamped_batch(3)
+    r = run_attack(linear_score, x, "removal", "autoattack", 8 / 255)
+    assert r.clean_accuracy == 1.0 and r.robust_accuracy == 0.0
