@@ -127,7 +127,7 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
         mode = "L"
     if mode in ("L", "1"):
         img = img.convert("RGB")
-        _note(notes, source, "grayscale image stamped as RGB (the stamp has colour)")
+        _note(notes, source, "grayscale image converted to RGB")
     elif mode == "CMYK":
         img = img.convert("RGB")
         if icc:
@@ -136,7 +136,7 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
     elif mode != "RGB":
         img = img.convert("RGB")
         _note(notes, source, f"{mode} image converted to RGB")
-    rgb = np.asarray(img, dtype=np.uint8)
+    rgb = np.array(img, dtype=np.uint8)  # writable (torch refuses read-only buffers)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(source, f"unexpected pixel layout {rgb.shape}")
     return Picture(rgb=np.ascontiguousarray(rgb), alpha=alpha, icc_profile=icc, exif=exif,
