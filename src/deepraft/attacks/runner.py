@@ -83,25 +83,12 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
 
 
 def plot_robust(out_dir: Path, summary: dict) -> Path:
-    from ..eval.plots import _plt
+    from ..eval.plots import line_plot
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
     series: dict[str, list[tuple[float, float]]] = {}
     for r in summary["results"]:
         if r["norm"] == "Linf":
             series.setdefault(f"{r['attack']} {r['goal']}", []).append((r["eps_255"], r["robust_accuracy"]))
-    for label, pts in series.items():
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
-    ax.set_xlabel("L-inf budget (x/255)")
-    ax.set_ylabel("robust accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"robust accuracy vs budget (sigma {summary['sigma']:g})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out_dir) / "robust_accuracy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    curves = {k: ([p[0] for p in sorted(v)], [p[1] for p in sorted(v)]) for k, v in series.items()}
+    return line_plot(Path(out_dir) / "robust_accuracy.png", curves, "L-inf budget (x/255)", "robust accuracy",
+                     f"robust accuracy vs budget (sigma {summary['sigma']:g})")

@@ -76,21 +76,10 @@ def run_certify(stamper, files: Sequence[Path], out_dir: Path, settings: Certify
 
 
 def plot_certified(out_dir: Path, summary: dict) -> Path:
-    from ..eval.plots import _plt
+    from ..eval.plots import line_plot
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
     c = summary["curve"]
-    ax.step(c["radius"], c["stamped"], where="post", label="stamped")
-    ax.step(c["radius"], c["clean"], where="post", label="clean")
-    ax.set_xlabel("L2 radius (working copy, [0,1] scale)")
-    ax.set_ylabel("certified accuracy")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"certified accuracy, sigma {summary['sigma']:g}, n {summary['settings']['n']}")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(out_dir) / "certified_accuracy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    curves = {"stamped": (c["radius"], c["stamped"]), "clean": (c["radius"], c["clean"])}
+    return line_plot(Path(out_dir) / "certified_accuracy.png", curves, "L2 radius (working copy, [0,1] scale)",
+                     "certified accuracy", f"certified accuracy, sigma {summary['sigma']:g}, n {summary['settings']['n']}",
+                     step=True)
