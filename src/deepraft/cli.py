@@ -36,8 +36,16 @@ def _progress_iter(items: Sequence[T], label: str, enabled: bool = True) -> Iter
 
 
 def _progress_iter_stream(items: Iterable[T], total: int, label: str, enabled: bool = True) -> Iterable[T]:
+    """A progress bar on a terminal; in a log (not a terminal), a line every 5 %."""
+    if enabled and not err.is_terminal:
+        every = max(1, total // 20)
+        for i, item in enumerate(items, 1):
+            yield item
+            if i % every == 0 or i == total:
+                err.print(f"{label}: {i}/{total}", highlight=False)
+        return
     with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=not enabled or not err.is_terminal, transient=True) as bar:
+                  console=err, disable=not enabled, transient=True) as bar:
         yield from bar.track(items, total=total)
 
 
