@@ -38,8 +38,9 @@ class DeepRaft:
         return Image.fromarray(self.stamper.protect_pictures([Picture(rgb=np.asarray(img))])[0].rgb)
 
     def scores(self, imgs: list[Image.Image]) -> list[float]:
-        s = self.stamper.work_size
-        arrays = [np.asarray(im.resize((s, s), Image.Resampling.BILINEAR)) for im in imgs]
+        from deepraft.imageio import work_copy
+
+        arrays = [work_copy(np.asarray(im.convert("RGB")), self.stamper.work_size) for im in imgs]
         return [r.score for r in self.stamper.scan_work_copies(arrays)]
 
 

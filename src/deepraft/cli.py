@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
+API_KEY_ENV = "DEEPRAFT_API_KEY"  # `deepraft serve` reads its API key from here too
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.")
@@ -475,8 +476,8 @@ def serve(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000, min=0, max=65535),
     model: str = typer.Option("default"),
-    api_key: Optional[str] = typer.Option(None, envvar="DEEPRAFT_API_KEY",
-                                          help="Require this key for /v1/protect (or set DEEPRAFT_API_KEY)."),
+    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV,
+                                          help=f"Require this key for /v1/protect (or set {API_KEY_ENV})."),
     demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger."),
     no_demo: bool = typer.Option(False, help="Do not mount the /demo messenger."),
     max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),

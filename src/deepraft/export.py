@@ -11,7 +11,7 @@ import yaml
 
 from .api import Stamper
 from .calibrate import DEFAULT_FPRS, calibrate
-from .card import CARD_FILE, WEIGHTS_FILE, ModelCard, sha256_file, write_card
+from .card import WEIGHTS_FILE, ModelCard, sha256_file, write_card
 from .data import find_images
 from .imageio import picture_from_pil
 from .models import build_model
@@ -38,7 +38,7 @@ def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None,
     if default_fpr not in fprs:
         fprs = tuple(sorted(set(fprs) | {default_fpr}, reverse=True))
     out_dir = Path(out_dir).resolve()
-    if (out_dir / CARD_FILE).exists() and out_dir == run_dir:
+    if out_dir == run_dir:
         raise ValueError(f"{out_dir}: refusing to export over the run folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = read_model_config(ckpt / WEIGHTS_FILE)

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..smoothing import ABSTAIN, Smooth
+from ..smoothing import Smooth
 
 ATTACK_NAMES = ("apgd-ce", "square", "autoattack")
 
@@ -136,5 +136,5 @@ def run_attack(score_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     )
 
 
-__all__ = ["ABSTAIN", "ATTACK_NAMES", "AttackResult", "AttackSanityError", "TwoClassScanner", "check_gradients",
+__all__ = ["ATTACK_NAMES", "AttackResult", "AttackSanityError", "TwoClassScanner", "check_gradients",
            "make_attack", "run_attack"]

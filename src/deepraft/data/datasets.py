@@ -8,6 +8,7 @@ or process reads it, so a resumed run sees exactly the batches it would have see
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,6 @@ class PhotoCrops(Dataset):
                     img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
                 self._cache[index] = img
             except ImageError as exc:
-                import warnings
-
                 warnings.warn(f"skipping training image: {exc}", stacklevel=2)
                 self._cache[index] = None
         return self._cache[index]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn import functional as F
 
@@ -112,7 +110,3 @@ def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
 def quantize_ste(x: torch.Tensor, levels: int = 255) -> torch.Tensor:
     """Round to 8-bit levels in the forward pass, identity gradient (straight-through)."""
     return x + ((x * levels).round() / levels - x).detach()
-
-
-def logit_to_prob(logit: float) -> float:
-    return 1.0 / (1.0 + math.exp(-logit)) if logit > -700 else 0.0

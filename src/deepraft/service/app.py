@@ -8,8 +8,6 @@ capacity limiter, so the event loop keeps answering and memory stays bounded und
 from __future__ import annotations
 
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +26,6 @@ from ..imageio import (
     read_work_copy,
 )
 
-API_KEY_ENV = "DEEPRAFT_API_KEY"
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff"}
 
 
@@ -189,14 +186,3 @@ def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> Fas
 
         mount_demo(app, engine, settings.demo_db)
     return app
-
-
-def settings_from_env(**kwargs) -> ServiceSettings:
-    s = ServiceSettings(**kwargs)
-    if s.api_key is None and os.environ.get(API_KEY_ENV):
-        s.api_key = os.environ[API_KEY_ENV]
-    return s
-
-
-def new_api_key() -> str:
-    return secrets.token_urlsafe(24)
