@@ -62,10 +62,10 @@ def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
             out = _crop(out, float(rng.uniform(0.3, 0.95)), rng)
         elif kind == "resize":
             out = _resize(out, float(rng.uniform(0.3, 1.2)))
-        elif kind == "color":
-            out = ImageEnhance.Brightness(out).enhance(float(rng.uniform(0.7, 1.3)))
-            out = ImageEnhance.Contrast(out).enhance(float(rng.uniform(0.7, 1.3)))
-            out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.6, 1.4)))
+        elif kind == "color":  # factors log-uniform in [1/2, 2]: dark, washed-out, punchy edits
+            out = ImageEnhance.Brightness(out).enhance(float(2.0 ** rng.uniform(-1, 1)))
+            out = ImageEnhance.Contrast(out).enhance(float(2.0 ** rng.uniform(-1, 1)))
+            out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.0, 2.0)))
         elif kind == "flip":
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     codec = rng.choice(["jpeg", "jpeg", "webp", "none"])

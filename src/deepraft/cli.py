@@ -237,6 +237,8 @@ def train(
     no_resume: bool = typer.Option(False, help="Refuse to continue an existing run."),
     until_step: Optional[int] = typer.Option(None, min=1, help="End this slice at this step (resume later)."),
     time_limit: Optional[float] = typer.Option(None, min=0.0, help="End this slice after these many minutes."),
+    init_from: Optional[str] = typer.Option(None, help="Start a new run from this model's weights (bundled name, "
+                                                       "card folder, run folder or .safetensors): fine-tuning."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train (or resume) a stamp model; torchrun --nproc_per_node N deepraft ... for DDP."""
@@ -244,6 +246,7 @@ def train(
     from .train import train as run_training
 
     given = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "device": device,
+             "init_from": str(Path(init_from).resolve()) if init_from and Path(init_from).exists() else init_from,
              "model": {"smoothing_std": std}, "augment": {"aug_start": aug_start, "aug_end": aug_end}}
     overrides = _drop_none(given)
     try:
@@ -253,7 +256,7 @@ def train(
     try:
         result = run_training(cfg, data, runs_dir.resolve() / run_name, resume=not no_resume, show_progress=progress,
                               until_step=until_step, time_limit_s=None if time_limit is None else time_limit * 60)
-    except (FileNotFoundError, FileExistsError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
         _usage(str(exc))
     err.print(f"run {result.run_dir}: step {result.step}, {result.wall_time_s:.0f} s in all", highlight=False)
 

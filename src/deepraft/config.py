@@ -39,6 +39,10 @@ class ModelConfig:
     """Soft cap (tanh) on each pixel of the stamp at this multiple of the stamp's RMS, applied
     before the PSNR scaling: the encoder cannot concentrate the stamp's energy into a few
     visible blotches, and the PSNR still holds exactly."""
+    residual_blur: float = 0.0
+    """Std (working-copy pixels) of a Gaussian low-pass on the encoder's output: a stamp
+    without near-Nyquist detail survives the resampling that any crop, resize or rotation
+    does to the scanner's grid (0: off)."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
 
@@ -55,6 +59,9 @@ class AugmentConfig:
     )
     max_ops: int = 3
     """Stochastic concatenation: each step applies a random subset of 0..max_ops attacks."""
+    always: list[str] = field(default_factory=list)
+    """Attacks applied to every attacked sample, before the random subset (e.g. ``crop``: no
+    sample is seen on the exact grid it was stamped on, except the ``p_clean`` ones)."""
     aug_start: int = 0
     aug_end: int = 1
     """Curriculum: attack strength ramps linearly from 0 at aug_start to 1 at aug_end."""
@@ -107,6 +114,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     device: str = "auto"
     grad_clip: float = 1.0
+    init_from: str | None = None
+    """Start a new run from the weights of a model (bundled name, model card, run folder or
+    ``.safetensors`` file) instead of random ones: fine-tuning. Ignored when resuming."""
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -75,6 +75,23 @@ def test_attack_layer_stochastic_concatenation_and_replay():
     assert any(len(o) > 1 for o in orders) and () in orders or len(orders) > 5
 
 
+def test_attack_layer_always_ops_come_first_on_every_step():
+    layer = AttackLayer(AugmentConfig(enabled=True, aug_start=0, aug_end=1, max_ops=2, p_clean=0.0, always=["crop"],
+                                      names=["rotate", "noise", "jpeg"]))
+    x = torch.rand(3, 3, 32, 32)
+    lengths = set()
+    for seed in range(10):
+        y, rec = layer(x, 5, torch.Generator().manual_seed(seed))
+        names = [n for n, _ in rec.ops]
+        assert names[0] == "crop" and "crop" not in names[1:]
+        lengths.add(len(names))
+        assert torch.allclose(replay(x, rec), y, atol=1e-6)
+    assert lengths == {1, 2, 3}
+    _, rec = layer(x, 0, torch.Generator())  # before the curriculum starts nothing happens
+    with pytest.raises(ValueError, match="unknown attack"):
+        AttackLayer(AugmentConfig(always=["teleport"]))
+
+
 def test_attack_layer_disabled_and_unknown():
     layer = AttackLayer(AugmentConfig(enabled=False))
     x = torch.rand(2, 3, 16, 16)

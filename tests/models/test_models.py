@@ -127,3 +127,36 @@ def test_luma_only_and_crest_limit():
     assert Fn.limit_crest(spike, 2.0).abs().max() <= 2.0 * spike.pow(2).mean().sqrt() + 1e-6
     y = model.stamp(torch.rand(2, 3, 80, 50))
     assert y.shape == (2, 3, 80, 50)
+
+
+def test_residual_blur_band_limits_the_stamp():
+    """With residual_blur the stamp has almost no energy near the Nyquist frequency of the
+    working copy, so resampling the scanner's grid (any crop or resize) cannot alias it away."""
+    def high_freq_share(r):
+        spec = torch.fft.rfft2(r[:, 0]).abs().pow(2)
+        fy = torch.fft.fftfreq(r.shape[-2]).abs().view(-1, 1)
+        fx = torch.fft.rfftfreq(r.shape[-1]).view(1, -1)
+        return float(spec[:, (fy > 0.25) | (fx > 0.25)].sum() / spec.sum())
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    base = dict(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=35.0, luma_only=True)
+    sharp = build_model(ModelConfig(**base))
+    blurred = build_model(ModelConfig(**base, residual_blur=1.0))
+    blurred.load_state_dict(sharp.state_dict())
+    r_sharp, r_blur = sharp.residual(x), blurred.residual(x)
+    assert r_blur.shape == r_sharp.shape
+    assert high_freq_share(r_blur) < 0.1 * high_freq_share(r_sharp)
+    up = F.interpolate(r_blur, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(Fn.psnr(up, torch.zeros_like(up)), torch.full((2,), 35.0), atol=1e-3)  # PSNR still held
+    x.requires_grad_(True)
+    blurred.residual(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_low_pass_keeps_constants_and_removes_checkerboard():
+    flat = torch.full((1, 1, 16, 16), 0.3)
+    assert torch.allclose(Fn.low_pass(flat, 1.0), flat, atol=1e-6)
+    checker = (torch.arange(16).view(-1, 1) + torch.arange(16).view(1, -1)) % 2 * 2.0 - 1.0
+    out = Fn.low_pass(checker.view(1, 1, 16, 16).float(), 1.0)
+    assert out.abs().max() < 0.02

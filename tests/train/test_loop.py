@@ -55,6 +55,25 @@ def test_resume_is_exact(tmp_path, photo_dir):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+def test_init_from_starts_a_new_run_from_other_weights(tmp_path, photo_dir):
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
+    base = load_file(latest_checkpoint(tmp_path / "base") / "model.safetensors")
+    cfg = _cfg(max_steps=1, lr=0.0, warmup_steps=1, init_from=str(tmp_path / "base"))
+    cfg.model.residual_blur = 1.0  # the stamp's post-processing may change, the weights must fit
+    train(cfg, photo_dir, tmp_path / "tuned", show_progress=False)
+    tuned = load_file(latest_checkpoint(tmp_path / "tuned") / "model.safetensors")
+    learned = [k for k in base if "running_" not in k and "num_batches" not in k]
+    assert learned
+    for k in learned:
+        assert torch.equal(base[k], tuned[k]), k  # lr 0: the weights are the base run's
+    assert "init_from" in (tmp_path / "tuned" / "config.yaml").read_text()
+    other = _cfg(max_steps=1, init_from=str(tmp_path / "base"))
+    other.model.encoder_kwargs = {"channels": [6, 12]}
+    other.model.encoder = "unet"
+    with pytest.raises(ValueError, match="do not fit"):
+        train(other, photo_dir, tmp_path / "bad", show_progress=False)
+
+
 def test_no_resume_refuses_existing_run(tmp_path, photo_dir):
     train(_cfg(max_steps=2), photo_dir, tmp_path / "r", show_progress=False)
     with pytest.raises(FileExistsError):

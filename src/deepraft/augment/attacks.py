@@ -132,7 +132,7 @@ class AttackLayer:
     """Stochastic concatenation of attacks behind a curriculum."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
-        unknown = [n for n in cfg.names if n not in ATTACKS]
+        unknown = [n for n in [*cfg.names, *cfg.always] if n not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {unknown}; known: {sorted(ATTACKS)}")
         self.cfg = cfg
@@ -141,12 +141,13 @@ class AttackLayer:
         cfg = self.cfg
         strength = curriculum(step, cfg.aug_start, cfg.aug_end) if cfg.enabled else 0.0
         record = AttackRecord(strength=strength)
-        if strength <= 0.0 or not cfg.names:
+        if strength <= 0.0 or not (cfg.names or cfg.always):
             return record
-        k = int(torch.randint(0, cfg.max_ops + 1, (1,), generator=g))
-        order = torch.randperm(len(cfg.names), generator=g)[:k].tolist()
-        for i in order:
-            name = cfg.names[i]
+        names = list(cfg.always)
+        if cfg.names:
+            k = int(torch.randint(0, cfg.max_ops + 1, (1,), generator=g))
+            names += [cfg.names[i] for i in torch.randperm(len(cfg.names), generator=g)[:k].tolist()]
+        for name in names:
             record.ops.append((name, ATTACKS[name].sample(n, size, strength, g, cfg.max_strength.get(name))))
         record.keep_clean = torch.rand(n, generator=g) < cfg.p_clean
         return record

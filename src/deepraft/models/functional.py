@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
 
@@ -75,6 +77,14 @@ def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.
     m = (var.sqrt() + 0.02) ** power
     m = F.avg_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     return m / m.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+
+
+def low_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur with std ``sigma`` pixels (reflected borders, kernel of +-3 sigma)."""
+    from kornia.filters import gaussian_blur2d
+
+    k = 2 * max(1, math.ceil(3 * sigma)) + 1
+    return gaussian_blur2d(r, (k, k), (sigma, sigma), border_type="reflect")
 
 
 def to_luma(r: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ class StampModel(nn.Module):
         r = self.encoder(work)
         if self.cfg.luma_only:
             r = Fn.to_luma(r).expand(-1, 3, -1, -1)
+        if self.cfg.residual_blur > 0:
+            r = Fn.low_pass(r, self.cfg.residual_blur)
         if self.cfg.mask == "texture":
             r = r * Fn.texture_mask(work, self.cfg.mask_power)
         elif self.cfg.mask != "none":

@@ -23,7 +23,7 @@ from ..config import TrainConfig, to_dict
 from ..data import PhotoCrops, StepBatches, find_images, sample_seed
 from ..models import StampModel, build_model
 from ..models.functional import psnr
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .distributed import (
     DistInfo,
     all_reduce_mean,
@@ -60,6 +60,18 @@ def hardware_description(device: torch.device, world_size: int = 1) -> str:
     else:
         name = f"{_cpu_name()} ({torch.get_num_threads()} threads)"
     return f"{world_size} x {name}" if world_size > 1 else name
+
+
+def init_weights(model: StampModel, source: str) -> None:
+    """Load the weights of ``source`` (anything :func:`deepraft.card.resolve_card` accepts)
+    into ``model``; the architectures must match (the stamp's post-processing may differ)."""
+    from ..card import resolve_card
+
+    card = resolve_card(source)
+    try:
+        load_weights(model, card.weights_path)
+    except RuntimeError as exc:
+        raise ValueError(f"init_from {source}: weights do not fit this model ({exc})") from exc
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -158,6 +170,8 @@ def train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool = True,
             start, wall = int(state["step"]), float(state["wall_time_s"])
         elif info.is_main and (run_dir / "checkpoints").exists() and not resume:
             raise FileExistsError(f"{run_dir}: run exists; resume it or pick another run name")
+        elif cfg.init_from:
+            init_weights(model, cfg.init_from)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
