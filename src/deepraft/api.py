@@ -109,10 +109,10 @@ class Stamper:
     # -- scan ------------------------------------------------------------------------------
     @torch.inference_mode()
     def scores(self, pics: Sequence[Picture], batch_size: int = 64) -> list[float]:
-        """Scanner logits for decoded pictures."""
+        """Scores (scanner logits; smoothed for a smoothing model) for decoded pictures."""
         out: list[float] = []
         for i in range(0, len(pics), batch_size):
-            out += self.model.scanner(self.work_copies(pics[i : i + batch_size])).float().cpu().tolist()
+            out += self.model.score(self.work_copies(pics[i : i + batch_size])).float().cpu().tolist()
         return out
 
     def _result(self, score: float, fpr: float | None) -> ScanResult:
@@ -153,7 +153,7 @@ class Stamper:
         """Scan (s,s,3) uint8 working copies (see :func:`deepraft.imageio.read_work_copy`)."""
         if not arrays:
             return []
-        scores = self.model.scanner(self._to_batch(arrays)).float().cpu().tolist()
+        scores = self.model.score(self._to_batch(arrays)).float().cpu().tolist()
         return [self._result(sc, fpr) for sc in scores]
 
     def scan_file(self, path: str | os.PathLike[str] | bytes, fpr: float | None = None) -> ScanResult:

@@ -45,6 +45,9 @@ class ModelConfig:
     does to the scanner's grid (0: off)."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
+    scan_draws: int = 32
+    """With smoothing_std > 0, the deployed score is the scanner's logit averaged over this many
+    fixed noise draws (a deterministic smoothed scanner); 0 scans without noise."""
 
 
 @dataclass

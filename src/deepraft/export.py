@@ -23,6 +23,20 @@ from .train.checkpoint import (
 )
 
 
+def _base_run(init_from: str | None) -> dict | None:
+    """Steps, wall time and hardware of the run a fine-tuned run started from (if it was a run)."""
+    if not init_from or not Path(init_from).is_dir():
+        return None
+    run = Path(init_from)
+    ckpt = latest_checkpoint(run)
+    if ckpt is None:
+        return None
+    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    return {"run": run.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
+            "hardware": info.get("hardware")}
+
+
 def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None, fprs: Sequence[float] = DEFAULT_FPRS,
                default_fpr: float = 1e-3, variants_per_image: int = 50, test_data: Path | None = None,
                recipe: str | None = None, progress: Callable[[Iterable], Iterable] | None = None) -> ModelCard:
@@ -48,11 +62,17 @@ def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None,
     state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
     run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     train_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
-    card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training={
+    training = {
         "run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
         "hardware": run_info.get("hardware"), "torch": run_info.get("torch"), "data": run_info.get("data"),
         "recipe": recipe, "config": train_cfg,
-    })
+    }
+    base = _base_run(train_cfg.get("init_from"))
+    if base is not None:  # a fine-tuned run: the stages before it count too
+        training["stages"] = [base, {k: training[k] for k in ("run", "steps", "wall_time_s", "hardware")}]
+        training["wall_time_s"] = round(training["wall_time_s"] + base["wall_time_s"], 1)
+        training["steps"] = int(training["steps"] + base["steps"])
+    card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:
         cal = calibrate(lambda imgs: stamper.scores([picture_from_pil(i) for i in imgs]),

@@ -47,5 +47,9 @@ def export_onnx(stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     card = stamper.card
     meta = {"model": card.name, "work_size": s, "thresholds": card.thresholds, "default_fpr": card.default_fpr,
             "opset": opset, "usage": __doc__.split("\n\n", 2)[2].strip()}
+    if card.model.smoothing_std > 0 and card.model.scan_draws > 0:
+        meta["smoothing"] = {"sigma": card.model.smoothing_std, "draws": card.model.scan_draws,
+                             "note": "the calibrated score is the mean of scanner.onnx over `draws` inputs "
+                                     "work + N(0, sigma^2) noise (deepraft uses fixed draws, torch seed 0)"}
     atomic_write_bytes(out_dir / "onnx.json", (json.dumps(meta, indent=2) + "\n").encode())
     return paths + [out_dir / "onnx.json"]

@@ -40,7 +40,7 @@ def test_apgd_breaks_an_undefended_scanner_and_stays_in_budget():
     r = run_attack(linear_score, x, "removal", "apgd-ce", 8 / 255, steps=10)
     assert r.clean_accuracy == 1.0 and r.robust_accuracy == 0.0
     assert r.mean_psnr is not None and r.mean_psnr > 20 * torch.log10(torch.tensor(255 / 8.0)).item() - 0.5
-    assert check_attack_breaks_base(linear_score, x, 0.0)["robust_accuracy"] == 0.0
+    assert check_attack_breaks_base(linear_score, x, 0.0)["tried"] == [{"eps_255": 8, "robust_accuracy": 0.0}]
     weak = run_attack(linear_score, x, "removal", "apgd-ce", 0.5 / 255, steps=10)
     assert weak.robust_accuracy == 1.0  # the margin needs more than 0.5/255
 
@@ -67,10 +67,33 @@ def test_smoothed_attack_is_judged_by_the_smoothed_decision():
 def test_broken_attack_is_detected():
     x = stamped_batch()
     with pytest.raises(AttackSanityError, match="not working"):
-        check_attack_breaks_base(linear_score, x, 0.0, eps=0.2 / 255)
+        check_attack_breaks_base(linear_score, x, 0.0, eps_255=(0.1, 0.2))
 
 
 def test_autoattack_standard_runs_on_two_classes():
     x = stamped_batch(3)
     r = run_attack(linear_score, x, "removal", "autoattack", 8 / 255)
     assert r.clean_accuracy == 1.0 and r.robust_accuracy == 0.0
+
+
+def test_smoothed_stamp_model_scores_are_deterministic_and_attackable():
+    from deepraft.config import ModelConfig
+    from deepraft.models import build_model
+
+    model = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=16, smoothing_std=0.25,
+                                    scan_draws=5)).eval()
+    model.scanner = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 1), torch.nn.Flatten(0))
+    torch.nn.init.normal_(model.scanner[1].weight, std=0.1)
+    w = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        a, b = model.score(w), model.score(w, chunk=5)  # chunked one image at a time
+        single = model.score(w[1:2])
+        manual = torch.stack([model.scanner(w[i : i + 1] + model._scan_noise(5, w)).mean() for i in range(3)])
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(a[1:2], single, atol=1e-6)
+    assert torch.allclose(a, manual, atol=1e-6)
+    assert not torch.allclose(a, model.scanner(w))  # the noise does enter
+    thr = float(a.min()) - 0.1
+    r = run_attack(model.score, w, "removal", "apgd-ce", 32 / 255, threshold=thr, steps=10)
+    assert r.clean_accuracy == 1.0 and r.robust_accuracy < 1.0
+    plain = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=16)).eval()
+    assert torch.equal(plain.score(w), plain.scanner(w))

@@ -3,7 +3,9 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import run_cli
 
@@ -22,6 +24,11 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
     assert len(rows) == 8 * len(labels) * 4 * 2
     assert (out / "roc.png").stat().st_size > 1000 and (out / "report.md").exists()
     assert 25 < summary["imperceptibility"]["psnr"]["mean"] < 40
+    shown = summary["before_after"]
+    with Image.open(out / "before_after.png") as im:
+        side = shown["box"][2] - shown["box"][0]
+        assert im.size == (3 * side + 16, shown["box"][3] - shown["box"][1])
+    assert "before_after.png" in (out / "report.md").read_text()
 
     r = run_cli("certify", "--model", tiny_card, "--data", photo_dir, "--out", out, "--n0", "10", "--n", "50",
                 "--sigma", "0.25")
@@ -54,3 +61,13 @@ def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir):
     b = run_eval(tiny_stamper, files, tmp_path / "b", settings, workers=2)
     assert (tmp_path / "a" / "samples.csv").read_text() == (tmp_path / "b" / "samples.csv").read_text()
     assert a["conditions"] == b["conditions"]
+
+
+def test_flattest_box_finds_the_flat_corner():
+    from deepraft.eval.runner import flattest_box
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    rgb[48:, 64:] = 120  # a flat bottom-right quarter
+    assert flattest_box(rgb, 32) == (96, 64, 128, 96) or flattest_box(rgb, 32)[0] >= 64
+    assert flattest_box(rgb, 500)[2:] == (96, 96)  # larger than the photo: the photo's short side

@@ -117,7 +117,14 @@ def eval_markdown(summary: dict, plots: list[Path]) -> str:
     ]
     for k, v in imp.items():
         lines.append(f"| {k} | {v['mean']:.4f} | {v['min']:.4f} | {v['max']:.4f} |")
-    lines += ["", summary["lpips_note"], "", "## Robustness", "",
+    lines += ["", summary["lpips_note"], ""]
+    shown = summary.get("before_after")
+    if shown:
+        lines += [f"Before / after at 100 % zoom: the flattest {shown['box'][2] - shown['box'][0]} px window of "
+                  f"`{shown['photo']}` (the photo with the lowest SSIM), clean | stamped | difference x"
+                  f"{shown['gain']:g} around mid-grey (window PSNR {shown['psnr_window']:.1f} dB).", "",
+                  "![before_after](before_after.png)", ""]
+    lines += ["## Robustness", "",
               "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
               "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
               "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "

@@ -11,6 +11,7 @@ condition, enough clean samples for an FPR of 1e-3 to be resolved.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -170,16 +171,53 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
             return None
         return {"mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max())}
 
+    worst = min(images, key=lambda r: r["ssim"])
+    shown = write_before_after(stamper, next(f for f in files if Path(f).name == worst["photo"]), out_dir)
     summary = {
         "model": stamper.card.name, "threshold": threshold, "calibrated_fpr": stamper.card.default_fpr,
         "n_photos": len(images), "variants_per_condition": settings.variants, "seed": settings.seed,
         "failed": failed, "lpips_note": lpips_note,
         "imperceptibility": {k: stat(k) for k in ("psnr", "ssim", "ms_ssim", "lpips") if stat(k)},
-        "conditions": rows,
+        "conditions": rows, "before_after": shown,
         "method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
     }
     atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2, default=_json_default) + "\n").encode())
     return summary
+
+
+def flattest_box(rgb: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """The ``size`` x ``size`` window (stride size/2) whose luminance varies least: where a
+    stamp would show first (sky, walls, skin)."""
+    h, w = rgb.shape[:2]
+    size = min(size, h, w)
+    y = rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    step = max(1, size // 2)
+    best, box = np.inf, (0, 0, size, size)
+    for top in range(0, h - size + 1, step):
+        for left in range(0, w - size + 1, step):
+            v = float(y[top:top + size, left:left + size].std())
+            if v < best:
+                best, box = v, (left, top, left + size, top + size)
+    return box
+
+
+def write_before_after(stamper, file: Path, out_dir: Path, size: int = 256, gain: float = 10.0) -> dict[str, object]:
+    """``before_after.png``: the flattest window of ``file`` at 100 % zoom, clean | stamped |
+    the difference amplified ``gain`` times around mid-grey."""
+    pic = stamper.read(file)
+    stamped = stamper.protect_pictures([pic])[0]
+    box = flattest_box(pic.rgb, size)
+    left, top, right, bottom = box
+    a = pic.rgb[top:bottom, left:right, :3].astype(np.float32)
+    b = stamped.rgb[top:bottom, left:right, :3].astype(np.float32)
+    diff = np.clip(128.0 + gain * (b - a), 0, 255)
+    gap = np.full((a.shape[0], 8, 3), 255, dtype=np.uint8)
+    strip = np.concatenate([a.astype(np.uint8), gap, b.astype(np.uint8), gap, diff.astype(np.uint8)], axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(strip).save(buf, format="PNG")
+    atomic_write_bytes(out_dir / "before_after.png", buf.getvalue())
+    return {"photo": Path(file).name, "box": list(box), "gain": gain,
+            "psnr_window": psnr_uint8(b.astype(np.uint8), a.astype(np.uint8))}
 
 
 def _json_default(o: object) -> object:

@@ -55,6 +55,30 @@ class StampModel(nn.Module):
         return stamped, self.scan(both, noise=True, generator=generator)
 
     # -- scanning ---------------------------------------------------------------------
+    def score(self, work: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The deployed score of (B,3,s,s) working copies: the scanner's logit, or for a
+        smoothing model its mean over ``scan_draws`` fixed draws of the smoothing noise (the
+        same draws for every image, so a score does not depend on the batch or the call)."""
+        draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
+        if draws <= 0:
+            return self.scanner(work)
+        eps = self._scan_noise(draws, work)
+        per = max(1, chunk // draws)
+        out = []
+        for i in range(0, work.shape[0], per):
+            w = work[i : i + per]
+            noisy = (w.unsqueeze(1) + eps.unsqueeze(0)).flatten(0, 1)
+            out.append(self.scanner(noisy).view(w.shape[0], draws).mean(dim=1))
+        return torch.cat(out)
+
+    def _scan_noise(self, draws: int, like: torch.Tensor) -> torch.Tensor:
+        key = (draws, tuple(like.shape[1:]), like.device, like.dtype)
+        if getattr(self, "_noise_key", None) != key:
+            g = torch.Generator().manual_seed(0)
+            eps = torch.randn((draws, *like.shape[1:]), generator=g) * self.cfg.smoothing_std
+            self._noise, self._noise_key = eps.to(device=like.device, dtype=like.dtype), key
+        return self._noise
+
     def scan(self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits for a (B,3,H,W) batch in [0,1] of any size. ``noise`` adds the smoothing
         noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing)."""
