@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The evaluation reports of a model on the held-out test photos (reports/MODEL/).
 #   scripts/make_reports.sh [MODEL] [--quick]
+# Environment: VARIANTS (per photo and condition, default 34), ATTACK_PHOTOS (default 30),
+# SQUARE_QUERIES (default 1000), AA_PHOTOS (AutoAttack photos, default 10), CERTIFY_N (2000),
+# WORKERS (eval processes, default: the number of cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-default}
@@ -8,11 +11,12 @@ QUICK=${2:-}
 PHOTOS=${PHOTOS:-../shared/data/photos/test}
 OUT=reports/$MODEL
 mkdir -p "$OUT"
-deepraft eval --model "$MODEL" --data "$PHOTOS" --out "$OUT" --workers "$(nproc)" $QUICK
-deepraft certify --model "$MODEL" --data "$PHOTOS" --out "$OUT" --n 2000 $QUICK
+deepraft eval --model "$MODEL" --data "$PHOTOS" --out "$OUT" --workers "${WORKERS:-$(nproc)}" \
+  --variants "${VARIANTS:-34}" $QUICK
+deepraft certify --model "$MODEL" --data "$PHOTOS" --out "$OUT" --n "${CERTIFY_N:-2000}" $QUICK
 deepraft attack --model "$MODEL" --data "$PHOTOS" --out "$OUT" --attack apgd-ce --attack square \
-  --max-photos 30 $QUICK
+  --max-photos "${ATTACK_PHOTOS:-30}" --n-queries "${SQUARE_QUERIES:-1000}" $QUICK
 deepraft attack --model "$MODEL" --data "$PHOTOS" --out "$OUT/autoattack" --attack autoattack --eps 8 --eps 16 \
-  --l2 0 --max-photos 10 $QUICK
+  --l2 0 --max-photos "${AA_PHOTOS:-10}" $QUICK
 deepraft report "$OUT" --out "$OUT/paper_tables.md"
 rm -f "$OUT/samples.csv.gz" && gzip -k -9 "$OUT/samples.csv" && rm "$OUT/samples.csv"

@@ -72,12 +72,13 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
     if settings.sigma is None and mcfg.smoothing_std > 0 and mcfg.scan_draws > 0:
         # the deployed decision: the scanner averaged over fixed noise draws, attacked with its
         # exact gradient (the expectation over every draw it uses: EOT without sampling error)
-        score_fn, sigma = stamper.model.score, 0.0
+        score_fn, sigma, mode = stamper.model.score, 0.0, "smoothed score"
         target = (f"the deployed smoothed score (scanner logit averaged over {mcfg.scan_draws} fixed draws of "
                   f"N(0, {mcfg.smoothing_std:g}^2)), exact gradients")
     else:
         score_fn = stamper.model.scanner
         sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
+        mode = "cohen" if sigma > 0 else "undefended"
         target = (f"the smoothed classifier of Cohen et al. (sigma {sigma:g}): EOT over {settings.eot} noise draws "
                   f"per gradient, judged by PREDICT with {settings.smooth_n} draws") if sigma > 0 else "the scanner"
     sanity = check_attack_breaks_base(stamper.model.scanner, stamped, thr)
@@ -90,7 +91,8 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
             r = run_attack(score_fn, x, goal, attack, eps, thr, norm, sigma, settings.eot, settings.steps,
                            settings.n_queries, settings.smooth_n, seed=settings.seed)
         rows.append({**asdict(r), "eps_255": round(eps * 255, 3) if norm == "Linf" else None})
-    summary = {"model": stamper.card.name, "sigma": sigma, "target": target, "threshold": thr, "n_photos": len(pics), "failed": failed,
+    summary = {"model": stamper.card.name, "sigma": sigma if mode != "smoothed score" else mcfg.smoothing_std,
+               "mode": mode, "target": target, "threshold": thr, "n_photos": len(pics), "failed": failed,
                "settings": asdict(settings), "sanity": sanity, "results": rows,
                "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy"}
     atomic_write_bytes(out_dir / "attack.json", (json.dumps(summary, indent=2) + "\n").encode())
@@ -107,4 +109,4 @@ def plot_robust(out_dir: Path, summary: dict) -> Path:
             series.setdefault(f"{r['attack']} {r['goal']}", []).append((r["eps_255"], r["robust_accuracy"]))
     curves = {k: ([p[0] for p in sorted(v)], [p[1] for p in sorted(v)]) for k, v in series.items()}
     return line_plot(Path(out_dir) / "robust_accuracy.png", curves, "L-inf budget (x/255)", "robust accuracy",
-                     f"robust accuracy vs budget (sigma {summary['sigma']:g})")
+                     f"robust accuracy vs budget ({summary['mode']}, sigma {summary['sigma']:g})")

@@ -61,7 +61,10 @@ def build_report(folders: list[Path]) -> str:
         if atk:
             got = {r["eps_255"]: r["robust_accuracy"] for r in atk["results"]
                    if r["attack"] == "apgd-ce" and r["goal"] == "removal" and r["norm"] == "Linf"}
-            kind = f"smoothed, sigma {atk['sigma']:g}, EOT" if atk["sigma"] > 0 else "undefended"
+            mode = atk.get("mode", "cohen" if atk["sigma"] > 0 else "undefended")
+            kind = {"cohen": f"Cohen smoothed, sigma {atk['sigma']:g}, EOT",
+                    "smoothed score": f"deployed smoothed score, sigma {atk['sigma']:g}, exact gradients",
+                    }.get(mode, "undefended")
             out.append(f"| {name} (ours, {kind}, {atk['n_photos']} photos) | "
                        + " | ".join(_pct(got.get(float(e))) for e in eps_list) + " |")
     certs = [(name, cert) for name, _, _, cert, _ in runs if cert]
