@@ -1,6 +1,6 @@
 """deepraft against invisible-watermark (rivaGan, dwtDctSvd) on the same photos and attacks.
 
-    python benchmarks/peers.py [--data ../shared/data/photos/test] [--variants 2] [--quick]
+    python benchmarks/peers.py [--data ../shared/data/photos/test] [--variants 2] [--photos N] [--quick]
 
 Each method stamps every photo, then every condition of the evaluation's attack grid is applied
 (same random draws) to the stamped and to the clean photo. Scores: deepraft's scanner logit;
@@ -169,9 +169,10 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--variants", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--photos", type=int, default=None, help="only the first N photos (rivaGan takes ~2 s a scan)")
     ap.add_argument("--quick", action="store_true", help="the quick grid on 6 photos")
     args = ap.parse_args()
-    photos = find_images(args.data, "folder")
+    photos = find_images(args.data, "folder")[: args.photos]
     grid = QUICK_GRID if args.quick else GRID
     if args.quick:
         photos = photos[:6]
