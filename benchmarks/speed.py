@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py [--model default] [--device cpu|cuda] [--repeats 5] [--bulk 1000]
 
-Writes benchmarks/results/speed_<device>.json and .md. Each size runs in a fresh process so
+Writes benchmarks/results/speed_<device>[_<model>].json and .md. Each size runs in a fresh process so
 its peak memory (VmHWM, minus the process's size after loading the model) is its own.
 """
 
@@ -195,7 +195,7 @@ def main() -> None:
     res["scanner"] = scanner_throughput(args.model, args.device, batch=1024 if args.device.startswith("cuda") else 256)
     print(json.dumps(res["scanner"]))
     (HERE / "results").mkdir(exist_ok=True)
-    tag = "cuda" if args.device.startswith("cuda") else "cpu"
+    tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("" if args.model == "default" else f"_{args.model}")
     (HERE / "results" / f"speed_{tag}.json").write_text(json.dumps(res, indent=2) + "\n")
     (HERE / "results" / f"speed_{tag}.md").write_text(markdown(res))
     print(markdown(res))

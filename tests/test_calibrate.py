@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from deepraft.calibrate import (
+    bootstrap_threshold,
     calibrate,
     clean_variants,
     fpr_resolution,
@@ -51,4 +52,21 @@ def test_calibrate_with_a_known_scorer(tmp_path):
     cal = calibrate(scorer, sorted(tmp_path.iterdir()), fprs=(0.5, 0.1), variants_per_image=25)
     assert cal.n_images == 4 and cal.n_negatives == 100 and len(cal.failed) == 1
     assert cal.thresholds["0.5"] < cal.thresholds["0.1"]
-    assert abs(cal.thresholds["0.5"]) < 0.5  # median of a standard normal
+    assert abs(cal.empirical["0.5"]) < 0.5  # median of a standard normal
+    for k in ("0.5", "0.1"):  # the photo-bootstrap bound never lies below the empirical threshold
+        assert cal.thresholds[k] >= cal.empirical[k]
+    assert cal.as_dict()["empirical_thresholds"] == cal.empirical
+
+
+def test_bootstrap_threshold_keeps_an_outlier_photo_in():
+    rng = np.random.default_rng(1)
+    groups = [rng.normal(-5, 1, 50) for _ in range(28)] + [rng.normal(0, 1, 50)]  # one look-alike photo
+    flat = np.concatenate(groups)
+    emp = threshold_at_fpr(flat, 1e-3)
+    boot = bootstrap_threshold(groups, 1e-3)
+    assert boot > emp and boot >= np.sort(groups[-1])[-2]  # two copies of the outlier photo are likely enough
+    assert bootstrap_threshold(groups, 1e-3) == boot  # seeded: deterministic
+    iid = [rng.normal(0, 1, 50) for _ in range(200)]  # many independent photos: close to the empirical value
+    assert abs(bootstrap_threshold(iid, 0.1) - threshold_at_fpr(np.concatenate(iid), 0.1)) < 0.1
+    with pytest.raises(ValueError):
+        bootstrap_threshold([[], []], 0.1)

@@ -9,7 +9,7 @@ tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,6 +34,22 @@ def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
         raise ValueError("no negative scores to calibrate on")
     k = int(math.floor(fpr * s.size + 1e-9))
     return float(s[min(k, s.size - 1)])
+
+
+def bootstrap_threshold(groups: Sequence[Sequence[float]], fpr: float, n_boot: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> float:
+    """Upper ``confidence`` bound on the FPR-``fpr`` threshold when the negative scores come in
+    correlated groups (the benign variants of one photo): resample the groups (photos) with
+    replacement, take :func:`threshold_at_fpr` of every resample, return the ``confidence``
+    quantile. With 29 photos the data hold 29 independent draws, not 29 x 50: a photo that
+    happens to look like a stamp (or its absence) moves the tail, and this bound keeps it in."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("no negative scores to calibrate on")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(arrays), size=(n_boot, len(arrays)))
+    values = [threshold_at_fpr(np.concatenate([arrays[i] for i in row]), fpr) for row in picks]
+    return float(max(np.quantile(values, confidence), threshold_at_fpr(np.concatenate(arrays), fpr)))
 
 
 def fpr_resolution(n_negatives: int) -> float:
@@ -92,22 +108,29 @@ class Calibration:
     variants_per_image: int
     data: str
     failed: list[str]
+    empirical: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.95
 
     def as_dict(self) -> dict[str, object]:
         return {"data": self.data, "n_images": self.n_images, "n_negatives": self.n_negatives,
                 "variants_per_image": self.variants_per_image,
                 "fpr_resolution": fpr_resolution(self.n_negatives), "failed": self.failed,
-                "method": "threshold = (floor(fpr*n)+1)-th largest scanner logit over clean photos "
-                          "and benign edits of them (JPEG/WebP, resize, crop, colour, flip)"}
+                "empirical_thresholds": self.empirical, "confidence": self.confidence,
+                "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
+                          "edits of them (JPEG/WebP, resize, crop, colour, flip); the card's threshold is its "
+                          f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
+                          "photo are correlated), so that an unlucky draw of calibration photos does not set "
+                          "it too low"}
 
 
 def calibrate(score_fn: Callable[[list[Image.Image]], list[float]], files: Sequence[Path],
               fprs: Sequence[float] = DEFAULT_FPRS, variants_per_image: int = 50, seed: int = 0,
-              data_name: str = "", progress: Callable[[Iterable], Iterable] | None = None) -> Calibration:
+              data_name: str = "", progress: Callable[[Iterable], Iterable] | None = None,
+              confidence: float = 0.95) -> Calibration:
     """Score every file and its benign variants with ``score_fn`` and derive thresholds."""
     from .imageio import ImageError, read_image
 
-    scores: list[float] = []
+    groups: list[list[float]] = []
     failed: list[str] = []
     n_images = 0
     for i, f in enumerate(progress(files) if progress else files):
@@ -118,8 +141,11 @@ def calibrate(score_fn: Callable[[list[Image.Image]], list[float]], files: Seque
             continue
         n_images += 1
         img = Image.fromarray(pic.rgb)
-        scores += score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i)))
-    if not scores:
+        groups.append(score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i))))
+    if not groups:
         raise ValueError("calibration: no readable clean photos")
-    thresholds = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
-    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed)
+    scores = [s for g in groups for s in g]
+    empirical = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
+    thresholds = {f"{fpr:g}": bootstrap_threshold(groups, fpr, confidence=confidence, seed=seed) for fpr in fprs}
+    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical,
+                       confidence)
