@@ -92,7 +92,8 @@ class Stamper:
         rows = max(1, STRIP_PIXELS // max(1, w))
         for a in range(0, h, rows):
             b = min(h, a + rows)
-            block = up.rows(a, b).add_(torch.from_numpy(pic.rgb[a:b]).to(self.device)).add_(0.5).clamp_(0, 255)
+            src = pic.rgb[a:b] if pic.rgb.flags.writeable else pic.rgb[a:b].copy()  # e.g. np.asarray(PIL image)
+            block = up.rows(a, b).add_(torch.from_numpy(src).to(self.device)).add_(0.5).clamp_(0, 255)
             torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates: +0.5 rounds
         return pic.with_rgb(out)
 
