@@ -23,18 +23,23 @@ from .train.checkpoint import (
 )
 
 
+def _run_record(run_dir: Path, ckpt: Path) -> dict:
+    """Steps, wall time and machine of a run, from its checkpoint ``ckpt`` and its run.json."""
+    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    return {"run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
+            "hardware": info.get("hardware"), "torch": info.get("torch"), "data": info.get("data")}
+
+
+STAGE_KEYS = ("run", "steps", "wall_time_s", "hardware")
+
+
 def _base_run(init_from: str | None) -> dict | None:
-    """Steps, wall time and hardware of the run a fine-tuned run started from (if it was a run)."""
+    """The record of the run a fine-tuned run started from (None when it started elsewhere)."""
     if not init_from or not Path(init_from).is_dir():
         return None
-    run = Path(init_from)
-    ckpt = latest_checkpoint(run)
-    if ckpt is None:
-        return None
-    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    return {"run": run.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
-            "hardware": info.get("hardware")}
+    ckpt = latest_checkpoint(Path(init_from))
+    return None if ckpt is None else _run_record(Path(init_from), ckpt)
 
 
 def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None, fprs: Sequence[float] = DEFAULT_FPRS,
@@ -59,17 +64,11 @@ def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None,
     model = build_model(cfg)
     load_weights(model, ckpt / WEIGHTS_FILE)
     save_weights(model, out_dir / WEIGHTS_FILE, cfg)
-    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
-    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     train_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
-    training = {
-        "run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
-        "hardware": run_info.get("hardware"), "torch": run_info.get("torch"), "data": run_info.get("data"),
-        "recipe": recipe, "config": train_cfg,
-    }
+    training = {**_run_record(run_dir, ckpt), "recipe": recipe, "config": train_cfg}
     base = _base_run(train_cfg.get("init_from"))
     if base is not None:  # a fine-tuned run: the stages before it count too
-        training["stages"] = [base, {k: training[k] for k in ("run", "steps", "wall_time_s", "hardware")}]
+        training["stages"] = [{k: r[k] for k in STAGE_KEYS} for r in (base, training)]
         training["wall_time_s"] = round(training["wall_time_s"] + base["wall_time_s"], 1)
         training["steps"] = int(training["steps"] + base["steps"])
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
