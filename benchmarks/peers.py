@@ -80,6 +80,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
     from deepraft.eval.metrics import rate_above, roc_auc, tpr_at_fpr
     from deepraft.eval.quick import psnr_uint8
     from deepraft.eval.runner import view_variant
+    from rich.progress import track
 
     conds = conditions(grid)
     originals = [Image.open(p).convert("RGB") for p in photos]
@@ -92,7 +93,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
         pos: dict[str, list[float]] = {}
         neg: dict[str, list[float]] = {}
         t_detect, n_detect = 0.0, 0
-        for ci, cond in enumerate(conds):
+        for ci, cond in track(list(enumerate(conds)), description=m.name):
             for pi, (s_img, c_img) in enumerate(zip(stamped, originals)):
                 batch = []
                 for v in range(variants):

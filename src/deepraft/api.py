@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, Union
@@ -88,13 +89,15 @@ class Stamper:
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
         h, w = pic.rgb.shape[:2]
         out = np.empty_like(pic.rgb)
-        up = Fn.StripUpsampler(residual[0], h, w, scale=255.0)
+        up = Fn.StripUpsampler(residual[0], h, w, scale=255.0, offset=0.5)  # +0.5: the uint8 cast rounds
+        with warnings.catch_warnings():  # decoded pixels are read-only; they are only read here
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            src = torch.from_numpy(pic.rgb)
         rows = max(1, STRIP_PIXELS // max(1, w))
         for a in range(0, h, rows):
             b = min(h, a + rows)
-            src = pic.rgb[a:b] if pic.rgb.flags.writeable else pic.rgb[a:b].copy()  # e.g. np.asarray(PIL image)
-            block = up.rows(a, b).add_(torch.from_numpy(src).to(self.device)).add_(0.5).clamp_(0, 255)
-            torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates: +0.5 rounds
+            block = up.rows(a, b).add_(src[a:b].to(self.device)).clamp_(0, 255)
+            torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates
         return pic.with_rgb(out)
 
     def protect(self, image: ImageLike) -> ImageLike:

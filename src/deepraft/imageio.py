@@ -49,7 +49,7 @@ class Picture:
     """A decoded image: 8-bit RGB pixels plus what must survive a round trip."""
 
     rgb: np.ndarray
-    """(H, W, 3) uint8."""
+    """(H, W, 3) uint8, C-contiguous; read-only when decoded (copy it before writing)."""
     alpha: np.ndarray | None = None
     """(H, W) uint8, untouched, or None."""
     icc_profile: bytes | None = None
@@ -136,10 +136,10 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
     elif mode != "RGB":
         img = img.convert("RGB")
         _note(notes, source, f"{mode} image converted to RGB")
-    rgb = np.array(img, dtype=np.uint8)  # writable (torch refuses read-only buffers)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError(source, f"unexpected pixel layout {rgb.shape}")
-    return Picture(rgb=np.ascontiguousarray(rgb), alpha=alpha, icc_profile=icc, exif=exif,
+    rgb = np.asarray(img)  # one copy out of Pillow; read-only (np.array would copy it again)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageError(source, f"unexpected pixel layout {rgb.shape} {rgb.dtype}")
+    return Picture(rgb=rgb, alpha=alpha, icc_profile=icc, exif=exif,
                    format=fmt, source=source, notes=notes)
 
 

@@ -12,7 +12,7 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).unsqueeze(0) / 255.0
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

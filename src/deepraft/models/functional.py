@@ -51,19 +51,24 @@ def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0,
 
 class StripUpsampler:
     """Bilinear upsampling of one (3,h,w) residual to (height,width), handed out as
-    (rows, width, 3) HWC strips: the column pass is done once at (h, width), each strip is a
-    lerp of two of its rows. The same result as :func:`upsample`, without a dense row matrix
-    and without a full-size float copy."""
+    (rows, width, 3) HWC strips of ``scale * r + offset``: the column pass is done once at
+    (h, width); each strip is one small matrix product of its few source rows, written once.
+    The same result as :func:`upsample`, without a dense row matrix and without a full-size
+    float copy."""
 
-    def __init__(self, r: torch.Tensor, height: int, width: int, scale: float = 1.0) -> None:
+    def __init__(self, r: torch.Tensor, height: int, width: int, scale: float = 1.0, offset: float = 0.0) -> None:
         hwc = (r * scale).permute(1, 2, 0)
         ax = interp_matrix(width, r.shape[-1], r.dtype, r.device)
-        self.cols = torch.einsum("xw,hwc->hxc", ax, hwc).contiguous()
+        self.cols = torch.einsum("xw,hwc->hxc", ax, hwc).add_(offset).contiguous()
         self.height = height
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
-        i0, i1, w1 = interp_indices(self.height, self.cols.shape[0], self.cols.device, start, stop)
-        return torch.lerp(self.cols[i0], self.cols[i1], w1.to(self.cols.dtype).view(-1, 1, 1))
+        n_in = self.cols.shape[0]
+        i0, i1, _ = interp_indices(self.height, n_in, None, start, stop)
+        k0, k1 = int(i0[0]), int(i1[-1]) + 1  # the source rows this strip reads (indices ascend)
+        ay = interp_matrix(self.height, n_in, self.cols.dtype, self.cols.device, start, stop)[:, k0:k1]
+        flat = self.cols[k0:k1].reshape(k1 - k0, -1)
+        return (ay @ flat).view(stop - start, *self.cols.shape[1:])
 
 
 def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
