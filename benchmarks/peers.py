@@ -74,13 +74,14 @@ class InvisibleWatermark:
 
 
 def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
+    from rich.progress import track
+
     from deepraft.calibrate import threshold_at_fpr
     from deepraft.data import sample_seed
     from deepraft.eval.distortions import conditions
     from deepraft.eval.metrics import rate_above, roc_auc, tpr_at_fpr
     from deepraft.eval.quick import psnr_uint8
     from deepraft.eval.runner import view_variant
-    from rich.progress import track
 
     conds = conditions(grid)
     originals = [Image.open(p).convert("RGB") for p in photos]
