@@ -125,7 +125,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
 def markdown(res: dict) -> str:
     names = list(res["methods"])
     lines = ["# deepraft vs invisible-watermark", "",
-             f"{res['photos']} photos, {res['variants']} variants per photo and condition (stamped and clean). "
+             f"{res['photos']} photos, {res['variants']} variant(s) per photo and condition, each stamped and clean. "
              "TPR at the threshold that gives FPR 1e-3 on each method's pooled clean samples "
              f"({next(iter(res['methods'].values()))['n_clean_pooled']} per method).", "",
              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -136,8 +136,27 @@ def markdown(res: dict) -> str:
     for lab in res["conditions"]:
         lines.append(f"| {lab} | " + " | ".join(f"{res['methods'][n]['conditions'][lab]['tpr']:.3f}" for n in names)
                      + " |")
-    lines += ["", "![TPR per attack](peers.png)", ""]
+    lines += ["", *comparison(res), "", "![TPR per attack](peers.png)", ""]
     return "\n".join(lines)
+
+
+def comparison(res: dict) -> list[str]:
+    """The first method against each other one: conditions won, tied and lost, and speed ratios."""
+    names = list(res["methods"])
+    ours = res["methods"][names[0]]
+    out = []
+    for n in names[1:]:
+        peer = res["methods"][n]
+        diff = {lab: ours["conditions"][lab]["tpr"] - peer["conditions"][lab]["tpr"] for lab in res["conditions"]}
+        lost = [f"{lab} ({ours['conditions'][lab]['tpr']:.2f} vs {peer['conditions'][lab]['tpr']:.2f})"
+                for lab, d in diff.items() if d < 0]
+        won = sum(d > 0 for d in diff.values())
+        out.append(f"- {names[0]} vs {n}: higher TPR on {won} of {len(diff)} conditions, equal on "
+                   f"{sum(d == 0 for d in diff.values())}, lower on {len(lost)}"
+                   + (f" ({', '.join(lost)})" if lost else "")
+                   + f"; embedding {peer['embed_s_per_image'] / ours['embed_s_per_image']:.0f}x and detection "
+                   f"{peer['detect_s_per_image'] / ours['detect_s_per_image']:.0f}x faster.")
+    return out
 
 
 def plot(res: dict, path: Path) -> None:
@@ -148,7 +167,7 @@ def plot(res: dict, path: Path) -> None:
 
     labels = res["conditions"]
     names = list(res["methods"])
-    fig, ax = plt.subplots(figsize=(max(10, 0.28 * len(labels) * len(names)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.32 * len(labels)), 4.5))
     width = 0.8 / len(names)
     x = np.arange(len(labels))
     for i, n in enumerate(names):
@@ -156,7 +175,8 @@ def plot(res: dict, path: Path) -> None:
     ax.set_xticks(x + 0.4 - width / 2, labels, rotation=75, fontsize=7)
     ax.set_ylabel("TPR at FPR 1e-3")
     ax.set_ylim(0, 1.02)
-    ax.legend()
+    ax.set_xlim(-0.5, len(labels))
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
