@@ -63,12 +63,11 @@ class StripUpsampler:
         self.height = height
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
-        n_in = self.cols.shape[0]
-        i0, i1, _ = interp_indices(self.height, n_in, None, start, stop)
-        k0, k1 = int(i0[0]), int(i1[-1]) + 1  # the source rows this strip reads (indices ascend)
-        ay = interp_matrix(self.height, n_in, self.cols.dtype, self.cols.device, start, stop)[:, k0:k1]
+        ay = interp_matrix(self.height, self.cols.shape[0], self.cols.dtype, self.cols.device, start, stop)
+        used = ay.any(dim=0).nonzero()  # the few source rows this strip reads
+        k0, k1 = int(used[0]), int(used[-1]) + 1
         flat = self.cols[k0:k1].reshape(k1 - k0, -1)
-        return (ay @ flat).view(stop - start, *self.cols.shape[1:])
+        return (ay[:, k0:k1] @ flat).view(stop - start, *self.cols.shape[1:])
 
 
 def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
