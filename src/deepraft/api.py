@@ -208,4 +208,6 @@ def load(model: str | os.PathLike[str] = "default", device: str | torch.device |
     dev = default_device() if device is None else torch.device(device)
     net = build_model(card.model)
     load_weights(net, card.weights_path)
+    # a channels-last scanner: faster convolutions on CPU (oneDNN), scores equal to ~1e-6
+    net.scanner.to(memory_format=torch.channels_last)
     return Stamper(card, net.to(dev), dev, max_pixels=max_pixels)
