@@ -7,6 +7,8 @@
 # grid on 6 photos and 2 repeats per size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python -c "import imwatermark" 2>/dev/null || {
+  echo "run_benchmarks: the peer comparison needs invisible-watermark: pip install -e '.[bench]'" >&2; exit 2; }
 QUICK=${1:-}
 REPEATS=5
 PEERS=(--photos "${PEERS_PHOTOS:-10}" --variants "${PEERS_VARIANTS:-1}")
