@@ -1,8 +1,8 @@
 """Protect / scan latency, throughput and peak memory versus image size, and bulk scanning.
 
-    python benchmarks/speed.py [--model default] [--device cpu|cuda] [--repeats 5] [--bulk 1000]
+    python benchmarks/speed.py [--model default] [--device cpu|cuda] [--repeats 5] [--bulk 1000] [--out DIR]
 
-Writes benchmarks/results/speed_<device>[_<model>].json and .md. Each size runs in a fresh process so
+Writes speed_<device>[_<model>].json and .md to benchmarks/results/ (or --out). Each size runs in a fresh process so
 its peak memory (VmHWM, minus the process's size after loading the model) is its own.
 """
 
@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="*", default=list(SIZES))
     ap.add_argument("--bulk", type=int, default=1000, help="images in the bulk scan (0: skip)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", type=Path, default=HERE / "results", help="where the tables go")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -194,10 +195,10 @@ def main() -> None:
         print(json.dumps(res["bulk"]))
     res["scanner"] = scanner_throughput(args.model, args.device, batch=1024 if args.device.startswith("cuda") else 256)
     print(json.dumps(res["scanner"]))
-    (HERE / "results").mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("" if args.model == "default" else f"_{args.model}")
-    (HERE / "results" / f"speed_{tag}.json").write_text(json.dumps(res, indent=2) + "\n")
-    (HERE / "results" / f"speed_{tag}.md").write_text(markdown(res))
+    (args.out / f"speed_{tag}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / f"speed_{tag}.md").write_text(markdown(res))
     print(markdown(res))
 
 
