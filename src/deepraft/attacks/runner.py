@@ -71,13 +71,14 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
     thr = stamper.card.threshold()
     if settings.sigma is None and mcfg.smoothing_std > 0 and mcfg.scan_draws > 0:
         # the deployed decision: the scanner averaged over fixed noise draws, attacked with its
-        # exact gradient (the expectation over every draw it uses: EOT without sampling error)
-        score_fn, sigma, mode = stamper.model.score, 0.0, "smoothed score"
+        # exact gradient (the expectation over every draw it uses: EOT without sampling error);
+        # the noise lives inside score_fn, so run_attack adds none
+        score_fn, sigma, attack_sigma, mode = stamper.model.score, mcfg.smoothing_std, 0.0, "smoothed score"
         target = (f"the deployed smoothed score (scanner logit averaged over {mcfg.scan_draws} fixed draws of "
                   f"N(0, {mcfg.smoothing_std:g}^2)), exact gradients")
     else:
         score_fn = stamper.model.scanner
-        sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
+        sigma = attack_sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
         mode = "cohen" if sigma > 0 else "undefended"
         target = (f"the smoothed classifier of Cohen et al. (sigma {sigma:g}): EOT over {settings.eot} noise draws "
                   f"per gradient, judged by PREDICT with {settings.smooth_n} draws") if sigma > 0 else "the scanner"
@@ -88,10 +89,10 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
     for attack, goal, norm, eps in progress(jobs) if progress else jobs:
         x = stamped if goal == "removal" else clean
         with torch.enable_grad():
-            r = run_attack(score_fn, x, goal, attack, eps, thr, norm, sigma, settings.eot, settings.steps,
+            r = run_attack(score_fn, x, goal, attack, eps, thr, norm, attack_sigma, settings.eot, settings.steps,
                            settings.n_queries, settings.smooth_n, seed=settings.seed)
         rows.append({**asdict(r), "eps_255": round(eps * 255, 3) if norm == "Linf" else None})
-    summary = {"model": stamper.card.name, "sigma": sigma if mode != "smoothed score" else mcfg.smoothing_std,
+    summary = {"model": stamper.card.name, "sigma": sigma,
                "mode": mode, "target": target, "threshold": thr, "n_photos": len(pics), "failed": failed,
                "settings": asdict(settings), "sanity": sanity, "results": rows,
                "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy"}
