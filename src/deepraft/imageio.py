@@ -78,9 +78,10 @@ class Picture:
         return img
 
 
-def _note(pic_notes: list[str], source: str, text: str) -> None:
+def _note(pic_notes: list[str], source: str, text: str, quiet: bool = False) -> None:
     pic_notes.append(text)
-    warnings.warn(f"{source}: {text}", stacklevel=3)
+    if not quiet:
+        warnings.warn(f"{source}: {text}", stacklevel=3)
 
 
 def _to_8bit_gray(img: Image.Image) -> Image.Image:
@@ -93,8 +94,10 @@ def _to_8bit_gray(img: Image.Image) -> Image.Image:
 
 
 def picture_from_pil(img: Image.Image, source: str = "<image>",
-                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
-    """Decode an opened PIL image into a :class:`Picture` (see module docstring)."""
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS, quiet: bool = False) -> Picture:
+    """Decode an opened PIL image into a :class:`Picture` (see module docstring). ``quiet``: the
+    conversions are only recorded in ``notes``, not issued as warnings (no warning filter
+    needed, so safe in threads)."""
     w, h = img.size
     if w < 1 or h < 1:
         raise ImageError(source, "image has no pixels")
@@ -115,7 +118,7 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
     if mode == "P":
         has_alpha = "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")
-        _note(notes, source, "palette image converted to RGB" + ("A" if has_alpha else ""))
+        _note(notes, source, "palette image converted to RGB" + ("A" if has_alpha else ""), quiet)
         mode = img.mode
     if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         alpha = np.asarray(img.getchannel("A")).copy()
@@ -123,19 +126,19 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
         mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         img = _to_8bit_gray(img)
-        _note(notes, source, f"{'16-bit' if mode.startswith('I') else 'float'} image reduced to 8 bits per channel")
+        _note(notes, source, f"{'16-bit' if mode.startswith('I') else 'float'} image reduced to 8 bits per channel", quiet)
         mode = "L"
     if mode in ("L", "1"):
         img = img.convert("RGB")
-        _note(notes, source, "grayscale image converted to RGB")
+        _note(notes, source, "grayscale image converted to RGB", quiet)
     elif mode == "CMYK":
         img = img.convert("RGB")
         if icc:
             icc = None
-        _note(notes, source, "CMYK image converted to RGB (its CMYK colour profile is dropped)")
+        _note(notes, source, "CMYK image converted to RGB (its CMYK colour profile is dropped)", quiet)
     elif mode != "RGB":
         img = img.convert("RGB")
-        _note(notes, source, f"{mode} image converted to RGB")
+        _note(notes, source, f"{mode} image converted to RGB", quiet)
     rgb = np.asarray(img)  # one copy out of Pillow; read-only (np.array would copy it again)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ImageError(source, f"unexpected pixel layout {rgb.shape} {rgb.dtype}")
@@ -164,9 +167,7 @@ def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
         name = source or getattr(src, "name", "<stream>")
         fp = src
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fp)
+        return Image.open(fp)
     except UnidentifiedImageError as exc:
         raise ImageError(name, "not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
@@ -176,16 +177,17 @@ def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
 
 
 def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
-    """Open and decode an image file, bytes or stream into a :class:`Picture`."""
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, quiet: bool = False) -> Picture:
+    """Open and decode an image file, bytes or stream into a :class:`Picture` (``quiet``: see
+    :func:`picture_from_pil`)."""
     name = source or (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>")
     img = open_image(src, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            return picture_from_pil(img, name, max_pixels)
-        except Image.DecompressionBombError as exc:
-            raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    try:
+        return picture_from_pil(img, name, max_pixels, quiet)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+    finally:
+        img.close()  # a file Pillow opened (a multi-frame GIF keeps it open) is closed here
 
 
 def work_copy(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -210,9 +212,10 @@ def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, so
         raise ImageError(name, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
     if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
         img.draft("RGB", (2 * size, 2 * size))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pic = picture_from_pil(img, name, max_pixels=None)
+    try:
+        pic = picture_from_pil(img, name, max_pixels=None, quiet=True)
+    finally:
+        img.close()
     return work_copy(pic.rgb, size)
 
 
