@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, Union
@@ -41,6 +40,17 @@ class ScanResult:
     protected: bool
     score: float
     threshold: float
+
+
+class AlreadyStamped(ValueError):
+    """The picture already carries the stamp (one scan at the card's calibrated threshold);
+    raised by :meth:`Stamper.protect_file` unless ``force``."""
+
+    def __init__(self, source: str, result: ScanResult) -> None:
+        super().__init__(f"{source}: already carries the stamp (score {result.score:.2f} > threshold "
+                         f"{result.threshold:.2f})")
+        self.source = source
+        self.result = result
 
 
 def default_device() -> torch.device:
@@ -90,13 +100,13 @@ class Stamper:
         h, w = pic.rgb.shape[:2]
         out = np.empty_like(pic.rgb)
         up = Fn.StripUpsampler(residual[0], h, w, scale=255.0, offset=0.5)  # +0.5: the uint8 cast rounds
-        with warnings.catch_warnings():  # decoded pixels are read-only; they are only read here
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            src = torch.from_numpy(pic.rgb)
         rows = max(1, STRIP_PIXELS // max(1, w))
         for a in range(0, h, rows):
             b = min(h, a + rows)
-            block = up.rows(a, b).add_(src[a:b].to(self.device)).clamp_(0, 255)
+            # decoded pixels are read-only: one strip is copied out (torch warns on a read-only
+            # array, and a warning filter is process-wide state, unsafe in a service's threads)
+            strip = torch.from_numpy(np.array(pic.rgb[a:b]))
+            block = up.rows(a, b).add_(strip.to(self.device)).clamp_(0, 255)
             torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates
         return pic.with_rgb(out)
 
@@ -144,11 +154,19 @@ class Stamper:
             except ImageError as exc:
                 failed.append(str(exc))
 
-    def protect_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95) -> Picture:
-        """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``)."""
+    def protect_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95,
+                     force: bool = True) -> Picture:
+        """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``). With
+        ``force=False`` a picture that already carries the stamp raises :class:`AlreadyStamped`
+        (it costs one scan of the decoded picture) and nothing is written."""
         if Path(dst).resolve() == Path(src).resolve():
             raise ValueError(f"{dst}: refusing to overwrite the input")
-        out = self.protect_pictures([self.read(src)])[0]
+        pic = self.read(src)
+        if not force:
+            found = self.scan(pic)
+            if found.protected:
+                raise AlreadyStamped(str(src), found)
+        out = self.protect_pictures([pic])[0]
         save_image(out, dst, quality=quality)
         return out
 
