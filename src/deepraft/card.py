@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,22 @@ def bundled_models() -> list[str]:
     return sorted(d.name for d in WEIGHTS_DIR.iterdir() if (d / CARD_FILE).is_file())
 
 
+def is_bundled_name(model: str | Path) -> bool:
+    """A plain string naming a bundled model (``"default"``). A path object, or a string with a
+    folder separator (``"./default"``), is always a path."""
+    return (isinstance(model, str) and "/" not in model and os.sep not in model
+            and (WEIGHTS_DIR / model / CARD_FILE).is_file())
+
+
 def resolve_card(model: str | Path) -> ModelCard:
-    """Find the card for a bundled name, a card folder or a run folder."""
+    """Find the card for a bundled name, a card folder or a run folder. A bundled name always
+    means the bundled model, even where the working folder holds a folder of that name: write
+    ``./default`` for the folder."""
     from .train.checkpoint import latest_checkpoint, read_model_config
 
     path = Path(model)
-    if not path.exists() and isinstance(model, str) and "/" not in model and (WEIGHTS_DIR / model).is_dir():
-        path = WEIGHTS_DIR / model
+    if is_bundled_name(model):
+        path = WEIGHTS_DIR / str(model)  # a bundled name wins over a local folder of that name
     if (path / CARD_FILE).is_file():
         card = ModelCard.from_json(json.loads((path / CARD_FILE).read_text()), path=path)
         if card.weights_sha256 and sha256_file(card.weights_path) != card.weights_sha256:
