@@ -26,7 +26,7 @@ from rich.table import Table
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
 API_KEY_ENV = "DEEPRAFT_API_KEY"  # `deepraft serve` reads its API key from here too
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.")
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -474,33 +474,83 @@ def report(
         err.print(f"wrote {out}", highlight=False)
 
 
+SERVE_EXIT_CANNOT_LISTEN = 4
+"""``serve`` could not listen on the address (in use, not allowed): not 3, scan's 'stamp found'."""
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; other than loopback it needs an API key "
+                                               "(or --insecure)."),
     port: int = typer.Option(8000, min=0, max=65535),
     model: str = typer.Option("default"),
     api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV,
-                                          help=f"Require this key for /v1/protect (or set {API_KEY_ENV})."),
+                                          help=f"Require this key for /v1/protect and the demo's sessions "
+                                               f"(or set {API_KEY_ENV})."),
+    insecure: bool = typer.Option(False, help="Listen on a non-loopback address without an API key "
+                                              "(/v1/protect open to anyone who reaches it)."),
+    demo: bool = typer.Option(False, help="Mount the /demo messenger (sessions opened with the API key)."),
     demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger."),
-    no_demo: bool = typer.Option(False, help="Do not mount the /demo messenger."),
+    demo_quota_mb: float = typer.Option(50.0, min=0.001, help="Picture storage per demo account."),
     max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),
-    max_body_mb: float = typer.Option(25.0, min=0.001),
-    max_pixels: int = typer.Option(50_000_000, min=1),
+    max_body_mb: float = typer.Option(25.0, min=0.001, help="Largest upload; reading stops there."),
+    max_pixels: int = typer.Option(50_000_000, min=1, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None),
 ) -> None:
-    """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs) and the /demo messenger."""
+    """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs), and with --demo the /demo
+    messenger. Exit codes: 0 stopped, 2 usage error or refused settings, 4 cannot listen."""
+    import socket
+
     import uvicorn
+    from PIL import Image
 
     from .service.app import ServiceSettings, create_app
 
-    settings = ServiceSettings(model=model, device=device, api_key=api_key or None,
-                               max_body_bytes=int(max_body_mb * 2**20), max_pixels=max_pixels,
-                               max_concurrency=max_concurrency, demo_db=None if no_demo else demo_db.resolve())
+    api_key = api_key or None
+    if api_key is None and not _is_loopback(host) and not insecure:
+        _usage(f"refusing to listen on {host} without an API key: anyone who reaches it could stamp pictures. "
+               f"Set --api-key (or {API_KEY_ENV}), listen on 127.0.0.1, or pass --insecure.")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(SERVE_EXIT_CANNOT_LISTEN)
+    if api_key is None:
+        err.print(f"[bold red]WARNING: no API key: /v1/protect is open to anyone who can reach {host}:{port}"
+                  f"{' (and the demo)' if demo else ''}. Set --api-key or {API_KEY_ENV}.[/bold red]",
+                  highlight=False)
+    # every image the service decodes is checked against --max-pixels from its header, before
+    # any pixel is decoded; Pillow's own guard (a second, fixed limit) would only refuse with
+    # its number instead of ours, and warn from worker threads. Set once, before any thread.
+    Image.MAX_IMAGE_PIXELS = None
+    settings = ServiceSettings(model=model, device=device, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
+                               max_pixels=max_pixels, max_concurrency=max_concurrency, demo=demo,
+                               demo_db=demo_db.resolve(), demo_quota_bytes=int(demo_quota_mb * 2**20))
     try:
         application = create_app(settings)
     except (FileNotFoundError, ValueError) as exc:
+        sock.close()
         _usage(str(exc))
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(application, log_level="info"))
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(SERVE_EXIT_CANNOT_LISTEN)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""A real uvicorn server on 127.0.0.1, started as a subprocess with the bundled model."""
+"""Real uvicorn servers on 127.0.0.1, started as subprocesses of ``deepraft serve`` with the
+bundled model."""
 
 from __future__ import annotations
 
@@ -13,53 +14,85 @@ from pathlib import Path
 import httpx
 import pytest
 
+API_KEY = "test-key-123"
+
 
 @dataclass
 class Server:
     url: str
     proc: subprocess.Popen
-    api_key: str
+    api_key: str | None
+    log: Path
 
-    def peak_rss_mb(self) -> float:
+    def status(self, field: str) -> float:
+        """A /proc/PID/status memory field (VmHWM: peak RSS, VmRSS: now) in MiB."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def peak_rss_mb(self) -> float:
+        return self.status("VmHWM")
 
-def _free_port() -> int:
+    def session(self, account: str) -> httpx.Client:
+        """An HTTP client holding a demo session of ``account`` (opened with the API key)."""
+        client = httpx.Client(base_url=self.url, timeout=120)
+        r = client.post("/demo/api/session", data={"account": account}, headers={"X-API-Key": self.api_key or ""})
+        assert r.status_code == 200, r.text
+        return client
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
-    port = _free_port()
-    db = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
-    key = "test-key-123"
-    env = {**os.environ, "DEEPRAFT_API_KEY": key, "PYTHONWARNINGS": "ignore"}
-    log = open(tmp_path_factory.mktemp("log") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "deepraft.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--demo-db", str(db), "--max-body-mb", "8", "--max-pixels", "30000000"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+def start_server(folder: Path, *args: str, api_key: str | None = API_KEY) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DEEPRAFT_API_KEY"}
+    env["PYTHONWARNINGS"] = "ignore"
+    if api_key:
+        env["DEEPRAFT_API_KEY"] = api_key
+    log = folder / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "deepraft.cli", "serve", "--host", "127.0.0.1", "--port",
+                                 str(port), *args], env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=folder)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; see {log.name}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
+                return Server(url, proc, api_key, log)
         except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start in 120 s")
-    yield Server(url, proc, key)
-    proc.terminate()
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start in 120 s")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
     try:
-        proc.wait(timeout=20)
+        server.proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    """API key set, demo on, 8 MiB body limit, 30 MP pixel limit, 2 MiB demo quota."""
+    folder = tmp_path_factory.mktemp("server")
+    s = start_server(folder, "--demo", "--demo-db", str(folder / "demo.sqlite3"), "--max-body-mb", "8",
+                     "--max-pixels", "30000000", "--demo-quota-mb", "2")
+    yield s
+    stop_server(s)
+
+
+@pytest.fixture(scope="session")
+def open_server(tmp_path_factory) -> Server:
+    """`deepraft serve` with its defaults: no API key, no --demo."""
+    s = start_server(tmp_path_factory.mktemp("open-server"), api_key=None)
+    yield s
+    stop_server(s)

@@ -11,9 +11,10 @@ from tests.conftest import EXAMPLES
 PHOTO = EXAMPLES / "scikit-learn__china.jpg"
 
 
-def _post(server, path, data: bytes, name="photo.jpg", field="image", key=None, ctype="image/jpeg"):
+def _post(server, path, data: bytes, name="photo.jpg", field="image", key=None, ctype="image/jpeg", form=None):
     headers = {"X-API-Key": key} if key else {}
-    return httpx.post(f"{server.url}{path}", files={field: (name, data, ctype)}, headers=headers, timeout=120)
+    return httpx.post(f"{server.url}{path}", files={field: (name, data, ctype)}, data=form or {}, headers=headers,
+                      timeout=120)
 
 
 def _huge_png(width: int, height: int) -> bytes:
@@ -28,18 +29,49 @@ def _huge_png(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def assert_error_shape(r: httpx.Response, status: int) -> dict:
+    """Every 4xx/5xx answer: {"error": one line of text, "status": the code} (+ optional fields)."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert isinstance(body["error"], str) and body["error"] and "\n" not in body["error"]
+    assert body["status"] == status
+    assert "detail" not in body
+    assert set(body) <= {"error", "status", "blocked", "score", "threshold", "fields"}
+    return body
+
+
 def test_health_and_model(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "model": "default"}
     card = httpx.get(f"{server.url}/v1/model").json()
     assert card["name"] == "default" and "0.001" in card["thresholds"]
-    assert httpx.get(f"{server.url}/docs").status_code == 200
-    assert "/v1/check-forward" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert "/v1/check-forward" in schema["paths"]
+    # the error shape is documented, and FastAPI's own {"detail"} shape is not
+    assert set(schema["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "status"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, ops in schema["paths"].items():
+        for op in ops.values():
+            for code, resp in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    ref = resp["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorBody"), (path, code)
+
+
+def test_docs_are_served_without_a_cdn(server):
+    page = httpx.get(f"{server.url}/docs").text
+    assert "cdn." not in page and "https://" not in page.split("<body>")[1]
+    assert "/docs-assets/swagger-ui-bundle.js" in page
+    js = httpx.get(f"{server.url}/docs-assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 500_000
+    redoc = httpx.get(f"{server.url}/redoc").text
+    assert "/docs-assets/redoc.standalone.js" in redoc and "fonts.googleapis" not in redoc
 
 
 def test_protect_scan_check_forward(server):
     original = PHOTO.read_bytes()
-    assert _post(server, "/v1/protect", original).status_code == 401
-    assert _post(server, "/v1/protect", original, key="wrong").status_code == 401
+    assert_error_shape(_post(server, "/v1/protect", original), 401)
+    assert_error_shape(_post(server, "/v1/protect", original, key="wrong"), 401)
     r = _post(server, "/v1/protect", original, key=server.api_key)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     stamped = r.content
@@ -57,7 +89,22 @@ def test_protect_scan_check_forward(server):
     assert Image.open(io.BytesIO(r.content)).mode == "RGBA"
 
 
-def test_bad_requests_get_4xx_and_server_keeps_serving(server):
+def test_protect_does_not_stamp_twice(server):
+    """A picture that already carries the stamp is refused with 409 (one scan); force=true
+    stamps it again."""
+    original = PHOTO.read_bytes()
+    once = _post(server, "/v1/protect", original, key=server.api_key)
+    assert once.status_code == 200
+    again = _post(server, "/v1/protect", once.content, key=server.api_key)
+    body = assert_error_shape(again, 409)
+    assert "already carries the stamp" in body["error"] and "photo.jpg" in body["error"]
+    assert body["score"] > body["threshold"]
+    forced = _post(server, "/v1/protect", once.content, key=server.api_key, form={"force": "true"})
+    assert forced.status_code == 200 and forced.content != once.content
+    assert_error_shape(_post(server, "/v1/protect", original, key=server.api_key, form={"force": "maybe"}), 422)
+
+
+def test_bad_requests_get_one_error_shape_and_server_keeps_serving(server):
     jpeg = PHOTO.read_bytes()
     cases = [
         (b"", "photo.jpg", "image", 422),
@@ -68,14 +115,32 @@ def test_bad_requests_get_4xx_and_server_keeps_serving(server):
         (b"\0" * (9 * 2**20), "big.jpg", "image", 413),
     ]
     for data, name, field, status in cases:
-        r = _post(server, "/v1/scan", data, name=name, field=field)
-        assert r.status_code == status, (name, r.status_code, r.text)
-        body = r.json()
-        assert "error" in body or "detail" in body
+        body = assert_error_shape(_post(server, "/v1/scan", data, name=name, field=field), status)
         if status in (413, 415) and field == "image":
-            assert name in str(body["error"]) or "larger" in str(body["error"])
+            assert name in body["error"] or "larger" in body["error"]
+    # a missing field, a raw body, an unknown path, a wrong method: the same shape
+    assert assert_error_shape(_post(server, "/v1/scan", jpeg, field="file"), 422)["fields"] == ["image"]
     r = httpx.post(f"{server.url}/v1/scan", content=b"not multipart", headers={"content-type": "text/plain"})
-    assert r.status_code == 422
+    assert_error_shape(r, 422)
+    assert "no such path" in assert_error_shape(httpx.get(f"{server.url}/v1/nothing"), 404)["error"]
+    assert_error_shape(httpx.get(f"{server.url}/v1/scan"), 405)
     assert httpx.get(f"{server.url}/healthz").status_code == 200
     arr = np.asarray(Image.open(PHOTO))
     assert _post(server, "/v1/scan", jpeg).json()["protected"] is False and arr.size > 0
+
+
+def test_pixel_limit_message_is_ours(server):
+    """A 400 MP PNG is refused with the service's --max-pixels (30 MP here), not Pillow's limit."""
+    for path in ("/v1/scan", "/v1/protect"):
+        body = assert_error_shape(_post(server, path, _huge_png(20000, 20000), name="huge.png",
+                                        key=server.api_key, ctype="image/png"), 413)
+        assert "huge.png" in body["error"] and "30,000,000" in body["error"], body
+        assert "178956970" not in body["error"] and "decompression bomb" not in body["error"].lower()
+
+
+def test_palette_gif(server):
+    buf = io.BytesIO()
+    Image.open(PHOTO).convert("P", palette=Image.Palette.ADAPTIVE).save(buf, "GIF")
+    r = _post(server, "/v1/protect", buf.getvalue(), name="p.gif", key=server.api_key, ctype="image/gif")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert _post(server, "/v1/scan", r.content, name="p.png", ctype="image/png").json()["protected"] is True
