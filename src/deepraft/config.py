@@ -26,12 +26,30 @@ class ModelConfig:
     scanner: str = "convnet"
     scanner_kwargs: dict[str, Any] = field(default_factory=dict)
     work_size: int = 128
-    """Side of the square working copy that the encoder and the scanner read."""
+    """Size of the working copy that the encoder and the scanner read: its side (``work_mode``
+    'square') or the square root of its area ('area')."""
+    work_mode: str = "square"
+    """'square': every picture squashed to work_size x work_size (the first models); 'area':
+    aspect ratio kept, area work_size**2, the encoder and scanner fully convolutional."""
     psnr_target: float | None = 42.0
-    """Rescale each stamp so that its PSNR on the working copy equals this (None: raw)."""
+    """Stamp strength in PSNR dB on the working copy (None: raw); see ``psnr_mode``."""
+    psnr_mode: str = "exact"
+    """'exact': each stamp rescaled to exactly ``psnr_target``; 'cap': only stamps stronger
+    than ``psnr_target`` are scaled down (a perceptual mask then sets the strength, and a flat
+    picture gets a weaker, invisible stamp)."""
+    residual_activation: str = "none"
+    """'tanh' bounds the encoder's output to [-1, 1] before the mask (with an absolute mask,
+    the mask is then the largest change a pixel may get); 'none' leaves it raw."""
     mask: str = "none"
     """Perceptual mask applied to the stamp: 'none' or 'texture'."""
     mask_power: float = 0.5
+    mask_window: int = 7
+    """Window (working-copy pixels) of the local luminance deviation behind the texture mask."""
+    mask_floor: float = 0.02
+    """Added to the local deviation before ``mask_power``: how much stamp a flat area keeps."""
+    mask_gain: float | None = None
+    """None: the mask is normalised to unit RMS per picture; a number makes it absolute (a
+    just-noticeable-difference map): ``gain * (std + floor) ** power`` in [0,1] pixel units."""
     luma_only: bool = False
     """Stamp the luminance only (the same change on R, G and B): no colour casts, and the
     stamp survives grayscale conversion and hue/saturation changes unchanged."""
@@ -74,6 +92,13 @@ class AugmentConfig:
     """'real_ste' (libjpeg through Pillow, straight-through gradient) or 'differentiable' (kornia)."""
     max_strength: dict[str, float] = field(default_factory=dict)
     """Optional per-attack override of the full-strength range (see augment.ATTACKS)."""
+    p_swap: float = 0.0
+    """Fraction of the clean samples that get another picture's stamp added before the attacks,
+    labelled 'not stamped': the scanner must check that the stamp fits the picture (its
+    texture), so a stamp lifted from one picture, or averaged over many, does not flag another."""
+    p_pattern: float = 0.0
+    """Fraction of the clean samples that get a random grating or band-limited noise at the
+    stamp's strength, labelled 'not stamped': no fixed pattern passes for the stamp."""
 
 
 @dataclass

@@ -190,16 +190,22 @@ def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
         img.close()  # a file Pillow opened (a multi-frame GIF keeps it open) is closed here
 
 
-def work_copy(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Squash (H,W,3) uint8 pixels to the (size,size,3) working copy: antialiased bilinear, with
-    a box pre-reduction for large images (``reducing_gap=3``: fast, within a level or two of
-    the exact resize)."""
+def work_copy(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray:
+    """Resize (H,W,3) uint8 pixels to the working copy (``work_shape``: a ``size`` square, or
+    the picture's aspect with ``size**2`` pixels): antialiased bilinear, with a box
+    pre-reduction for large images (``reducing_gap=3``: fast, within a level or two of the
+    exact resize)."""
+    from .models.functional import work_shape
+
+    h, w = work_shape(rgb.shape[0], rgb.shape[1], size, mode)
+    if (h, w) == rgb.shape[:2]:
+        return rgb
     img = Image.fromarray(rgb)
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0))
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0))
 
 
 def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, source: str | None = None,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str = "square") -> np.ndarray:
     """The (size, size, 3) uint8 working copy of an image, decoded as cheaply as possible.
 
     JPEGs are decoded at a reduced scale (libjpeg's DCT scaling via ``Image.draft``) no smaller
@@ -216,7 +222,7 @@ def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, so
         pic = picture_from_pil(img, name, max_pixels=None, quiet=True)
     finally:
         img.close()
-    return work_copy(pic.rgb, size)
+    return work_copy(pic.rgb, size, mode)
 
 
 def format_for(path: str | os.PathLike[str]) -> str:

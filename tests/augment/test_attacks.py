@@ -99,3 +99,73 @@ def test_attack_layer_disabled_and_unknown():
     assert torch.equal(x, y) and rec.ops == []
     with pytest.raises(ValueError, match="unknown attack"):
         AttackLayer(AugmentConfig(names=["rotate", "teleport"]))
+
+
+def _marked(h=32, w=32):
+    x = torch.zeros(1, 3, h, w)
+    x[..., 2, 5] = 1.0  # a marked pixel near the top-left corner
+    return x
+
+
+@pytest.mark.parametrize("k,where", [(0, (2, 5)), (1, (26, 2)), (2, (29, 26)), (3, (5, 29)), (4, (2, 26))])
+def test_d4_moves_a_marked_pixel_as_a_turn_or_mirror_would(k, where):
+    y = AF.d4(_marked(), torch.tensor([k]))
+    assert y[0, 0].nonzero().tolist() == [list(where)]
+
+
+def test_d4_all_eight_are_distinct():
+    x = torch.rand(1, 3, 16, 16)
+    outs = [AF.d4(x, torch.tensor([k])) for k in range(8)]
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
+
+
+def test_affine_shrink_leaves_a_border_of_the_fill_colour():
+    x = torch.full((1, 3, 40, 40), 0.5)
+    fill = torch.tensor([[1.0, 0.0, 0.0]])
+    y = AF.affine(x, torch.zeros(1), torch.tensor([0.5]), torch.ones(1), torch.zeros(1, 2), fill)
+    assert torch.allclose(y[0, :, 0, 0], fill[0])  # corner: border
+    assert torch.allclose(y[0, :, 20, 20], torch.full((3,), 0.5), atol=1e-5)  # centre: picture
+    border = (y[0, 1] < 0.25).float().mean()
+    assert 0.65 < border < 0.85  # 1 - 0.5**2 of the area, up to the blended edge
+
+
+def test_affine_rotation_has_black_corners_and_keeps_the_centre():
+    x = torch.full((1, 3, 64, 64), 0.7)
+    y = AF.affine(x, torch.tensor([30.0]), torch.ones(1), torch.ones(1), torch.zeros(1, 2), torch.zeros(1, 3))
+    assert y[0, :, 0, 0].abs().max() < 1e-6 and torch.allclose(y[0, :, 32, 32], torch.full((3,), 0.7), atol=1e-5)
+
+
+def test_collage_pastes_a_shrunken_copy_into_another_picture():
+    a, b = torch.full((1, 3, 40, 40), 0.9), torch.full((1, 3, 40, 40), 0.1)
+    x = torch.cat([a, b])
+    y = AF.collage(x, torch.tensor([0.5, 1.0]), torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([1, 1]))
+    assert torch.allclose(y[0, :, :20, 20:], torch.full((3, 20, 20), 0.9))  # top-right quarter
+    assert torch.allclose(y[0, :, 20:, :], torch.full((3, 20, 40), 0.1))  # the rest: the other picture
+    assert torch.allclose(y[1], b[0])  # scale 1: the picture itself
+
+
+def test_occlude_covers_the_stated_boxes():
+    x = torch.zeros(1, 3, 20, 20)
+    boxes = torch.tensor([[[0.0, 0.8, 1.0, 0.2], [0.0, 0.0, 0.0, 0.0]]])
+    colors = torch.tensor([[[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]])
+    y = AF.occlude(x, boxes, colors)
+    assert y[0, 0, 16:].eq(1).all() and y[0, 0, :16].eq(0).all()
+
+
+def test_grating_is_unit_rms_at_the_stated_frequency():
+    gr = AF.grating(1, 64, 64, torch.tensor([8.0]), torch.tensor([0.0]), torch.tensor([0.3]))
+    assert abs(float(gr.pow(2).mean()) - 1.0) < 1e-3
+    spec = torch.fft.fft2(gr[0, 0]).abs()
+    assert spec[0, 8] > 0.45 * spec.sum() and spec[0, 64 - 8] > 0.45 * spec.sum()
+
+
+def test_sample_negatives_fractions_and_patterns():
+    from deepraft.augment import sample_negatives
+
+    assert sample_negatives(8, (16, 16), AugmentConfig(), torch.Generator()) is None
+    neg = sample_negatives(4000, (16, 16), AugmentConfig(p_swap=0.2, p_pattern=0.3), torch.Generator().manual_seed(0))
+    assert abs(float(neg["swap"].float().mean()) - 0.2) < 0.03
+    assert abs(float(neg["use_pattern"].float().mean()) - 0.3) < 0.03
+    assert not (neg["swap"] & neg["use_pattern"]).any()
+    rms = neg["pattern"].pow(2).mean(dim=(1, 2, 3)).sqrt()
+    assert torch.allclose(rms, torch.ones_like(rms), atol=1e-3)

@@ -161,3 +161,67 @@ def test_low_pass_keeps_constants_and_removes_checkerboard():
     checker = (torch.arange(16).view(-1, 1) + torch.arange(16).view(1, -1)) % 2 * 2.0 - 1.0
     out = Fn.low_pass(checker.view(1, 1, 16, 16).float(), 1.0)
     assert out.abs().max() < 0.02
+
+
+@pytest.mark.parametrize("h,w", [(1024, 768), (768, 1024), (4000, 3000), (100, 400), (256, 256)])
+def test_area_work_shape_keeps_aspect_and_area(h, w):
+    wh, ww = Fn.work_shape(h, w, 256, "area")
+    assert abs(wh * ww / 256**2 - 1) < 0.02
+    assert abs((wh / ww) / (h / w) - 1) < 0.02
+    assert Fn.work_shape(h, w, 128, "square") == (128, 128)
+    with pytest.raises(ValueError, match="unknown working-copy mode"):
+        Fn.work_shape(h, w, 128, "circle")
+
+
+def test_cap_to_psnr_only_weakens():
+    r = torch.randn(2, 3, 16, 16)
+    r[1] *= 1e-4  # already far weaker than 40 dB
+    y = Fn.cap_to_psnr(r, 40.0)
+    assert abs(float(Fn.psnr(y[:1], torch.zeros_like(y[:1]))) - 40.0) < 1e-3
+    assert torch.equal(y[1], r[1])
+
+
+def test_absolute_texture_mask_is_small_on_flat_areas():
+    x = torch.full((1, 3, 32, 64), 0.5)
+    x[..., 32:] += 0.2 * torch.randn(1, 1, 32, 32)  # right half textured
+    m = Fn.texture_mask(x.clamp(0, 1), power=1.0, window=5, floor=0.004, normalize=False)
+    assert m[..., :, :24].max() < 0.01 and m[..., :, 40:].mean() > 0.1
+
+
+def test_area_model_stamps_without_a_fixed_pattern_and_keeps_flat_areas_clean():
+    cfg = ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, work_mode="area",
+                      psnr_target=40.0, psnr_mode="cap", residual_activation="tanh", mask="texture",
+                      mask_power=1.0, mask_window=5, mask_floor=0.004, mask_gain=0.25, luma_only=True)
+    model = build_model(cfg)
+    x = torch.full((1, 3, 48, 96), 0.5)
+    x[..., 48:] = torch.rand(1, 3, 48, 48)
+    y = model.stamp(x)
+    assert y.shape == x.shape and model.scan(y).shape == (1,)
+    d = (y - x).abs()
+    assert d[..., :, :40].max() < 2e-3 < d[..., :, 56:].mean() * 10
+    assert float(Fn.psnr(y, x)) >= 40.0 - 1e-3
+    assert model.encoder.bias is None  # no learned constant pattern
+
+
+def test_map_scanner_pools_its_top_fraction():
+    from deepraft.models.scanners import top_mean
+
+    v = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 8.0]])
+    assert torch.equal(top_mean(v, 0.5), torch.tensor([3.5, 4.0]))
+    assert torch.equal(top_mean(v, 0.01), torch.tensor([4.0, 8.0]))
+    s = create_scanner("mapnet_tiny", top_fraction=0.25)
+    assert s(torch.rand(2, 3, 40, 72)).shape == (2,)
+
+
+def test_training_forward_forges_negatives_from_other_stamps():
+    from deepraft.models.stamp import forge
+
+    x = torch.zeros(3, 3, 8, 8)
+    r = torch.stack([torch.full((3, 8, 8), v) for v in (0.1, 0.2, 0.3)])
+    pattern = torch.ones(3, 1, 8, 8)
+    neg = {"swap": torch.tensor([True, False, False]), "use_pattern": torch.tensor([False, True, False]),
+           "pattern": pattern}
+    y = forge(x, r, neg)
+    assert torch.allclose(y[0], torch.full((3, 8, 8), 0.3))  # the previous picture's stamp (roll)
+    assert torch.allclose(y[1], torch.full((3, 8, 8), 0.2))  # a pattern at its own stamp's RMS
+    assert torch.equal(y[2], x[2])

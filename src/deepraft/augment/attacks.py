@@ -9,6 +9,7 @@ returns a record from which the exact same attacks can be replayed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -94,6 +95,58 @@ def _s_jpeg(n, size, s, m, g):  # m: largest drop of quality below 100
     return {"quality": _uniform(n, 100.0 - m * s, 100.0, g).round().clamp(1, 100)}
 
 
+def _s_d4(n, size, s, m, g):  # at full strength every mirror and quarter turn, equally likely
+    k = torch.randint(0, 8, (n,), generator=g)
+    return {"k": torch.where(torch.rand(n, generator=g) < s, k, 0)}
+
+
+def _fills(n, g):
+    """Border colours: black, white, grey or a random colour."""
+    kind = torch.randint(0, 4, (n,), generator=g)
+    grey = torch.rand(n, generator=g).view(-1, 1).expand(n, 3)
+    fill = torch.where((kind == 0).view(-1, 1), 0.0, torch.where((kind == 1).view(-1, 1), 1.0, grey))
+    return torch.where((kind == 3).view(-1, 1), torch.rand(n, 3, generator=g), fill)
+
+
+def _s_affine(n, size, s, m, g):  # m: largest rotation in degrees; scale 0.5..2 at full strength
+    log_scale = _uniform(n, -0.7 * s, 0.7 * s, g)
+    return {
+        "angle": _signed(n, m * s, g) * (torch.rand(n, generator=g) < 0.7),
+        "scale": torch.exp(log_scale),
+        "aspect": torch.exp(_signed(n, 0.25 * s, g)),
+        "shift": _signed(2 * n, 0.25 * s, g).view(n, 2),
+        "fill": _fills(n, g),
+    }
+
+
+def _s_collage(n, size, s, m, g):  # m: smallest scale at full strength; the batch is [stamped; clean]
+    half = max(1, n // 2)
+    idx = torch.arange(n)
+    return {
+        "scale": _uniform(n, 1.0 - (1.0 - m) * s, 1.0 - 0.3 * (1.0 - m) * s, g),
+        "pos": torch.rand(n, 2, generator=g),
+        "background": half + ((idx % half) + 1) % half if n >= 4 else (idx + 1) % n,
+    }
+
+
+def _s_occlude(n, size, s, m, g):  # m: largest covered fraction of the area
+    k = 3
+    boxes = torch.zeros(n, k, 4)
+    bar = torch.rand(n, generator=g) < 0.5
+    frac = _uniform(n, 0.0, m * s, g)
+    # a caption bar across the width, at the top or the bottom
+    top = torch.rand(n, generator=g) < 0.5
+    boxes[:, 0, 2] = torch.where(bar, 1.0, 0.0)
+    boxes[:, 0, 3] = torch.where(bar, frac, 0.0)
+    boxes[:, 0, 1] = torch.where(top, 0.0, 1.0 - frac)
+    # or up to three stickers sharing the fraction
+    side = (frac / k).sqrt()
+    for j in range(k):
+        sx, sy = torch.rand(n, generator=g) * (1 - side), torch.rand(n, generator=g) * (1 - side)
+        boxes[:, j, :] = torch.where(bar.view(-1, 1), boxes[:, j, :], torch.stack([sx, sy, side, side], 1))
+    return {"boxes": boxes, "colors": torch.rand(n, k, 3, generator=g)}
+
+
 ATTACKS: dict[str, Attack] = {
     a.name: a
     for a in [
@@ -106,6 +159,10 @@ ATTACKS: dict[str, Attack] = {
         Attack("perspective", AF.perspective, _s_perspective, 0.08),
         Attack("noise", AF.noise, _s_noise, 0.05),
         Attack("jpeg", AF.jpeg, _s_jpeg, 70.0),
+        Attack("d4", AF.d4, _s_d4, 1.0),
+        Attack("affine", AF.affine, _s_affine, 30.0),
+        Attack("collage", AF.collage, _s_collage, 0.45),
+        Attack("occlude", AF.occlude, _s_occlude, 0.2),
     ]
 }
 
@@ -170,3 +227,25 @@ def replay(x: torch.Tensor, record: AttackRecord, jpeg_mode: str = "real_ste") -
         keep = record.keep_clean.to(x.device).view(-1, 1, 1, 1)
         y = torch.where(keep, x, y)
     return y
+
+
+def sample_negatives(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator) -> dict[str, torch.Tensor] | None:
+    """Which clean samples of a batch become forgeries (see ``StampModel.forward``): ``swap``
+    (another picture's stamp) with probability ``p_swap``, else ``use_pattern`` with
+    probability ``p_pattern``: a unit-RMS grating of random frequency, direction and phase, or
+    band-limited noise. None when neither is configured."""
+    if cfg.p_swap <= 0 and cfg.p_pattern <= 0:
+        return None
+    u = torch.rand(n, generator=g)
+    swap = u < cfg.p_swap
+    use = (~swap) & (u < cfg.p_swap + cfg.p_pattern)
+    h, w = size
+    grat = AF.grating(n, h, w, _uniform(n, 4.0, 0.4 * max(h, w), g), _uniform(n, 0.0, math.pi, g),
+                      _uniform(n, 0.0, 2 * math.pi, g))
+    noise = torch.randn(n, 1, h, w, generator=g)
+    noise = AF.gaussian_blur(noise, _uniform(n, 0.5, 2.5, g))
+    noise = noise / noise.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    pick = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1)
+    pattern = torch.where(pick, grat, noise)
+    return {"swap": swap, "use_pattern": use,
+            "pattern": pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()}

@@ -159,3 +159,87 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor, mode: str = "real_ste") -> torc
     if mode == "differentiable":
         return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x))
     raise ValueError(f"unknown jpeg mode {mode!r}")
+
+
+def d4(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """One of the eight mirrors and quarter turns per sample: ``k`` (B,) in 0..7 turns the image
+    by ``k % 4`` quarter turns, then mirrors it left-right when ``k >= 4``. Square images
+    keep their size; others are turned only by half turns and mirrors."""
+    out = []
+    square = x.shape[-1] == x.shape[-2]
+    for i in range(x.shape[0]):
+        ki = int(k[i])
+        turns = ki % 4 if square else 2 * (ki % 2)
+        y = torch.rot90(x[i : i + 1], turns, dims=(-2, -1)) if turns else x[i : i + 1]
+        out.append(torch.flip(y, dims=(-1,)) if ki >= 4 else y)
+    return torch.cat(out)
+
+
+def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, aspect: torch.Tensor,
+           shift: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Rotate by ``angle`` degrees, scale by ``scale`` (> 1 zooms in: a crop; < 1 shrinks the
+    picture inside the frame: a border), stretch by ``aspect`` (width / height factor), move by
+    ``shift`` (B,2) fractions of the size, all (B,); uncovered areas take the colour ``fill``
+    (B,3): black corners of a rotation, the border of a letterbox."""
+    from kornia.geometry.transform import warp_affine
+
+    b, _, h, w = x.shape
+    a = angle.to(x) * (math.pi / 180.0)
+    sx = scale.to(x) * aspect.to(x).sqrt()
+    sy = scale.to(x) / aspect.to(x).sqrt()
+    cos, sin = a.cos(), a.sin()
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    tx = cx + shift[:, 0].to(x) * w
+    ty = cy + shift[:, 1].to(x) * h
+    m = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    m[:, 0, 0], m[:, 0, 1] = sx * cos, -sy * sin
+    m[:, 1, 0], m[:, 1, 1] = sx * sin, sy * cos
+    m[:, 0, 2] = tx - (m[:, 0, 0] * cx + m[:, 0, 1] * cy)
+    m[:, 1, 2] = ty - (m[:, 1, 0] * cx + m[:, 1, 1] * cy)
+    both = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    warped = warp_affine(both, m, (h, w), mode="bilinear", padding_mode="zeros", align_corners=False)
+    cover = warped[:, 3:4]
+    return warped[:, :3] + (1.0 - cover) * fill.to(x).view(b, 3, 1, 1)
+
+
+def collage(x: torch.Tensor, scale: torch.Tensor, pos: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Paste each picture, shrunk by ``scale`` (B,), into row ``background`` (B,) of the batch
+    (another picture) at ``pos`` (B,2), the top-left corner as a fraction of the free room."""
+    h, w = x.shape[-2:]
+    out = []
+    for i in range(x.shape[0]):
+        s = float(scale[i])
+        ph, pw = max(8, round(h * s)), max(8, round(w * s))
+        small = F.interpolate(x[i : i + 1], size=(ph, pw), mode="bilinear", align_corners=False, antialias=True)
+        top, left = round(float(pos[i, 1]) * (h - ph)), round(float(pos[i, 0]) * (w - pw))
+        base = x[int(background[i]) : int(background[i]) + 1]
+        row = torch.cat([base[..., top : top + ph, :left], small, base[..., top : top + ph, left + pw :]], dim=-1)
+        out.append(torch.cat([base[..., :top, :], row, base[..., top + ph :, :]], dim=-2))
+    return torch.cat(out)
+
+
+def occlude(x: torch.Tensor, boxes: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    """Paint opaque rectangles over each picture: ``boxes`` (B,K,4) = (x0, y0, w, h) fractions
+    of the size (a caption bar, stickers), ``colors`` (B,K,3); boxes of width 0 are unused."""
+    h, w = x.shape[-2:]
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) + 0.5) / h
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) + 0.5) / w
+    b = boxes.to(x)
+    out = x
+    for k in range(b.shape[1]):
+        x0, y0, bw, bh = (b[:, k, j].view(-1, 1, 1, 1) for j in range(4))
+        inside = ((xs.view(1, 1, 1, w) >= x0) & (xs.view(1, 1, 1, w) < x0 + bw)
+                  & (ys.view(1, 1, h, 1) >= y0) & (ys.view(1, 1, h, 1) < y0 + bh))
+        out = torch.where(inside, colors[:, k].to(x).view(-1, 3, 1, 1), out)
+    return out
+
+
+def grating(n: int, height: int, width: int, cycles: torch.Tensor, angle: torch.Tensor,
+            phase: torch.Tensor) -> torch.Tensor:
+    """(n,1,H,W) unit-RMS sinusoidal gratings: ``cycles`` per longer side, along
+    direction ``angle`` (radians), ``phase`` (radians), all (n,)."""
+    ys = torch.arange(height, dtype=torch.float32).view(1, height, 1) / max(height, width)
+    xs = torch.arange(width, dtype=torch.float32).view(1, 1, width) / max(height, width)
+    c = cycles.view(-1, 1, 1).float() * 2 * math.pi
+    t = xs * angle.cos().view(-1, 1, 1) + ys * angle.sin().view(-1, 1, 1)
+    return (math.sqrt(2.0) * torch.sin(c * t + phase.view(-1, 1, 1))).unsqueeze(1)

@@ -23,7 +23,8 @@ class UNetEncoder(nn.Module):
     (``bias``) that gives the stamp a content-independent component the scanner can lock onto
     quickly. The overall strength is set outside (``ModelConfig.psnr_target``)."""
 
-    def __init__(self, channels: tuple[int, ...] = (24, 48, 96), work_size: int = 128, stem_stride: int = 1) -> None:
+    def __init__(self, channels: tuple[int, ...] = (24, 48, 96), work_size: int = 128, stem_stride: int = 1,
+                 learned_pattern: bool = True) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         self.stem_stride = int(stem_stride)
@@ -37,7 +38,7 @@ class UNetEncoder(nn.Module):
             self.ups.append(_block(cin + c_skip, c_skip))
             cin = c_skip
         self.head = nn.Conv2d(cin, 3, 1)
-        self.bias = nn.Parameter(torch.randn(1, 3, work_size, work_size) * 0.1)
+        self.bias = nn.Parameter(torch.randn(1, 3, work_size, work_size) * 0.1) if learned_pattern else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x * 2.0 - 1.0
@@ -55,6 +56,8 @@ class UNetEncoder(nn.Module):
         out = self.head(h)
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.bias is None:
+            return out
         bias = self.bias
         if bias.shape[-2:] != x.shape[-2:]:
             bias = F.interpolate(bias, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -68,6 +71,19 @@ def unet(channels: tuple[int, ...] = (24, 48, 96), work_size: int = 128, stem_st
     return UNetEncoder(channels=channels, work_size=work_size, stem_stride=stem_stride)
 
 
+@register_encoder("unet_fc")
+def unet_fc(channels: tuple[int, ...] = (16, 32, 64), work_size: int = 128, stem_stride: int = 1) -> nn.Module:
+    """Fully convolutional U-Net: the stamp is a function of the picture alone, with no learned
+    constant pattern (a fixed additive pattern can be averaged out of many stamped pictures,
+    forged onto others and filtered away). Any working-copy size and aspect ratio."""
+    return UNetEncoder(channels=channels, work_size=work_size, stem_stride=stem_stride, learned_pattern=False)
+
+
 @register_encoder("unet_tiny")
 def unet_tiny(work_size: int = 128) -> nn.Module:
     return UNetEncoder(channels=(4, 8), work_size=work_size)
+
+
+@register_encoder("unet_fc_tiny")
+def unet_fc_tiny(work_size: int = 128) -> nn.Module:
+    return UNetEncoder(channels=(4, 8), work_size=work_size, learned_pattern=False)

@@ -8,11 +8,31 @@ import torch
 from torch.nn import functional as F
 
 
-def resize_to_work(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Squash a (B,3,H,W) batch to (B,3,size,size), antialiased (as Pillow's BILINEAR)."""
-    if x.shape[-2:] == (size, size):
+WORK_MODES = ("square", "area")
+
+
+def work_shape(height: int, width: int, size: int, mode: str = "square") -> tuple[int, int]:
+    """(h, w) of the working copy of a ``height`` x ``width`` picture.
+
+    ``square``: squashed to ``size`` x ``size`` (the first models). ``area``: the picture's
+    aspect ratio kept and its area brought to ``size**2``, so the working copy's scale is tied
+    to the picture's size, not to its frame's shape: a stretch, a crop or a border changes the
+    scale the scanner sees by the square root of the area change, never the shape of the stamp."""
+    if mode == "square":
+        return size, size
+    if mode != "area":
+        raise ValueError(f"unknown working-copy mode {mode!r}; known: {', '.join(WORK_MODES)}")
+    k = size / math.sqrt(max(1, height * width))
+    return max(8, round(height * k)), max(8, round(width * k))
+
+
+def resize_to_work(x: torch.Tensor, size: int, mode: str = "square") -> torch.Tensor:
+    """Resize a (B,3,H,W) batch to its working copy (:func:`work_shape`), antialiased (as
+    Pillow's BILINEAR)."""
+    shape = work_shape(x.shape[-2], x.shape[-1], size, mode)
+    if tuple(x.shape[-2:]) == shape:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
 def interp_indices(n_out: int, n_in: int, device: torch.device | None = None, start: int = 0,
@@ -70,16 +90,26 @@ class StripUpsampler:
         return (ay[:, k0:k1] @ flat).view(stop - start, *self.cols.shape[1:])
 
 
-def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7) -> torch.Tensor:
-    """(B,1,h,w) mask that is larger where the luminance is textured, normalised to unit RMS.
-    The stamp hides better in texture than on flat areas (sky, skin, walls)."""
-    y = to_luma(x)
+def local_std(y: torch.Tensor, window: int) -> torch.Tensor:
+    """Standard deviation of (B,1,h,w) ``y`` over ``window`` x ``window`` neighbourhoods."""
     pad = window // 2
     yp = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     mean = F.avg_pool2d(yp, window, stride=1)
-    var = (F.avg_pool2d(yp * yp, window, stride=1) - mean * mean).clamp(min=0.0)
-    m = (var.sqrt() + 0.02) ** power
+    return (F.avg_pool2d(yp * yp, window, stride=1) - mean * mean).clamp(min=0.0).sqrt()
+
+
+def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7, floor: float = 0.02,
+                 normalize: bool = True) -> torch.Tensor:
+    """(B,1,h,w) mask that is larger where the luminance is textured: ``(std + floor)**power``
+    of the local luminance, smoothed over 3x3. With ``normalize``, each mask has unit RMS (the
+    stamp's strength is set afterwards); otherwise it is absolute, so a flat picture gets a
+    weak stamp everywhere instead of the same stamp spread over its few textured pixels.
+    The stamp hides in texture and shows on flat areas (sky, skin, walls): a small ``floor``
+    and ``power`` near 1 keep it out of flat areas."""
+    m = (local_std(to_luma(x), window) + floor) ** power
     m = F.avg_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    if not normalize:
+        return m
     return m / m.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
 
 
@@ -113,6 +143,14 @@ def scale_to_psnr(r: torch.Tensor, psnr: float, reference_size: int | None = Non
                                                           mode="bilinear", align_corners=False)
     rms = ref.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
     return r * (target_rms / rms)
+
+
+def cap_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
+    """Scale down each residual of a batch whose PSNR (peak 1) is below ``psnr`` dB to exactly
+    ``psnr``; weaker residuals are left as they are."""
+    target_rms = 10.0 ** (-psnr / 20.0)
+    rms = r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
+    return r * (target_rms / rms).clamp(max=1.0)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:

@@ -23,33 +23,57 @@ class StampModel(nn.Module):
     # -- stamping ---------------------------------------------------------------------
     def residual(self, work: torch.Tensor) -> torch.Tensor:
         """Stamp residual at working resolution for a (B,3,s,s) working copy in [0,1]."""
+        cfg = self.cfg
         r = self.encoder(work)
-        if self.cfg.luma_only:
+        if cfg.luma_only:
             r = Fn.to_luma(r).expand(-1, 3, -1, -1)
-        if self.cfg.residual_blur > 0:
-            r = Fn.low_pass(r, self.cfg.residual_blur)
-        if self.cfg.mask == "texture":
-            r = r * Fn.texture_mask(work, self.cfg.mask_power)
-        elif self.cfg.mask != "none":
-            raise ValueError(f"unknown mask {self.cfg.mask!r}")
-        if self.cfg.crest_factor is not None:
-            r = Fn.limit_crest(r, self.cfg.crest_factor)
-        if self.cfg.psnr_target is not None:
-            r = Fn.scale_to_psnr(r, self.cfg.psnr_target, reference_size=2 * self.cfg.work_size)
+        if cfg.residual_activation == "tanh":
+            r = torch.tanh(r)
+        elif cfg.residual_activation != "none":
+            raise ValueError(f"unknown residual_activation {cfg.residual_activation!r}")
+        if cfg.residual_blur > 0:
+            r = Fn.low_pass(r, cfg.residual_blur)
+        if cfg.mask == "texture":
+            m = Fn.texture_mask(work, cfg.mask_power, cfg.mask_window, cfg.mask_floor,
+                                normalize=cfg.mask_gain is None)
+            r = r * (m if cfg.mask_gain is None else cfg.mask_gain * m)
+        elif cfg.mask != "none":
+            raise ValueError(f"unknown mask {cfg.mask!r}")
+        if cfg.crest_factor is not None:
+            r = Fn.limit_crest(r, cfg.crest_factor)
+        if cfg.psnr_target is not None:
+            if cfg.psnr_mode == "cap":
+                r = Fn.cap_to_psnr(r, cfg.psnr_target)
+            elif cfg.psnr_mode == "exact":
+                ref = 2 * cfg.work_size if cfg.work_mode == "square" else None
+                r = Fn.scale_to_psnr(r, cfg.psnr_target, reference_size=ref)
+            else:
+                raise ValueError(f"unknown psnr_mode {cfg.psnr_mode!r}")
         return r
+
+    def work(self, x: torch.Tensor) -> torch.Tensor:
+        """The working copy of a (B,3,H,W) batch (see :func:`functional.work_shape`)."""
+        return Fn.resize_to_work(x, self.cfg.work_size, self.cfg.work_mode)
 
     def stamp(self, x: torch.Tensor) -> torch.Tensor:
         """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size."""
-        r = self.residual(Fn.resize_to_work(x, self.cfg.work_size))
-        return (x + Fn.upsample(r, x.shape[-2], x.shape[-1])).clamp(0.0, 1.0)
+        r = self.residual(self.work(x))
+        if r.shape[-2:] != x.shape[-2:]:
+            r = Fn.upsample(r, x.shape[-2], x.shape[-1])
+        return (x + r).clamp(0.0, 1.0)
 
     def forward(self, x: torch.Tensor, attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None,
+                negatives: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
         and the clean copies through ``attack``, and scan them with the smoothing noise.
+        ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
+        into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
+        pattern at the stamp's strength (``pattern``, ``use_pattern``).
         Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
         stamped = self.stamp(x)
-        both = torch.cat([Fn.quantize_ste(stamped), x])
+        clean = x if negatives is None else forge(x, stamped - x, negatives)
+        both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if attack is not None:
             both = attack(both)
         return stamped, self.scan(both, noise=True, generator=generator)
@@ -82,11 +106,25 @@ class StampModel(nn.Module):
     def scan(self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Logits for a (B,3,H,W) batch in [0,1] of any size. ``noise`` adds the smoothing
         noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing)."""
-        work = Fn.resize_to_work(x, self.cfg.work_size)
+        work = self.work(x)
         if noise and self.cfg.smoothing_std > 0:
             eps = torch.randn(work.shape, generator=generator, device=work.device, dtype=work.dtype)
             work = work + eps * self.cfg.smoothing_std
         return self.scanner(work)
+
+
+def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Clean pictures ``x`` with forged stamps: where ``negatives['swap']`` is set, the residual
+    of the next picture of the batch (``residual.roll(1)``); where ``use_pattern`` is set, the
+    unit-RMS ``pattern`` scaled to the picture's own stamp RMS."""
+    dev = x.device
+    swap = negatives["swap"].to(dev).view(-1, 1, 1, 1)
+    use = negatives["use_pattern"].to(dev).view(-1, 1, 1, 1)
+    rms = residual.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    pattern = negatives["pattern"].to(device=dev, dtype=x.dtype) * rms
+    add = torch.where(swap, residual.roll(1, dims=0), torch.zeros_like(residual))
+    add = torch.where(use, pattern.expand_as(residual), add)
+    return (x + add).clamp(0.0, 1.0)
 
 
 def build_model(cfg: ModelConfig) -> StampModel:

@@ -18,7 +18,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ..augment import AttackLayer
+from ..augment import AttackLayer, sample_negatives
 from ..config import TrainConfig, to_dict
 from ..data import PhotoCrops, StepBatches, find_images, sample_seed
 from ..models import StampModel, build_model
@@ -90,11 +90,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1))
     noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2))
     record = attack.sample(2 * n, tuple(x.shape[-2:]), step, g)
+    negatives = sample_negatives(n, tuple(x.shape[-2:]), cfg.augment, g) if record.strength > 0 else None
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     with amp:
-        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g)
+        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g,
+                                negatives=negatives)
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
