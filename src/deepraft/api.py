@@ -79,22 +79,51 @@ class Stamper:
             return picture_from_pil(image, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
 
+    @property
+    def work_mode(self) -> str:
+        return self.card.model.work_mode
+
+    def work_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
+        """The (h,w,3) uint8 working copies of ``pics`` (see :func:`deepraft.imageio.work_copy`)."""
+        return [work_copy(p.rgb, self.work_size, self.work_mode) for p in pics]
+
     def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
-        """The (B,3,s,s) working copies the scanner reads, on the model's device."""
-        s = self.work_size
-        return self._to_batch([work_copy(p.rgb, s) for p in pics])
+        """The (B,3,h,w) working copies the scanner reads, on the model's device. Working copies
+        of different shapes (mode 'area', pictures of different aspect) are centre-cropped to
+        their common size so that they batch (the scanner is fully convolutional)."""
+        return self._to_batch(self.work_arrays(pics))
 
     def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        h = min(a.shape[0] for a in arrays)
+        w = min(a.shape[1] for a in arrays)
+        arrays = [_centre_crop(a, h, w) for a in arrays]
         t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return t.contiguous()
+
+    def _score_arrays(self, arrays: Sequence[np.ndarray], batch_size: int = 64) -> list[float]:
+        """Scores of working copies, batched by shape (each keeps its whole frame)."""
+        out: list[float | None] = [None] * len(arrays)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, a in enumerate(arrays):
+            groups.setdefault(a.shape, []).append(i)
+        for idx in groups.values():
+            for j in range(0, len(idx), batch_size):
+                part = idx[j : j + batch_size]
+                scores = self.model.score(self._to_batch([arrays[i] for i in part])).float().cpu().tolist()
+                for i, sc in zip(part, scores):
+                    out[i] = sc
+        return [float(v) for v in out]  # type: ignore[arg-type]
 
     # -- protect ---------------------------------------------------------------------------
     @torch.inference_mode()
     def protect_pictures(self, pics: Sequence[Picture]) -> list[Picture]:
         if not pics:
             return []
-        residuals = self.model.residual(self.work_copies(pics)).float()
-        return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
+        if self.work_mode == "square":
+            residuals = self.model.residual(self.work_copies(pics)).float()
+            return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
+        return [self._add_stamp(p, self.model.residual(self._to_batch([a])).float())
+                for p, a in zip(pics, self.work_arrays(pics))]
 
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
         h, w = pic.rgb.shape[:2]
@@ -124,10 +153,7 @@ class Stamper:
     @torch.inference_mode()
     def scores(self, pics: Sequence[Picture], batch_size: int = 64) -> list[float]:
         """Scores (scanner logits; smoothed for a smoothing model) for decoded pictures."""
-        out: list[float] = []
-        for i in range(0, len(pics), batch_size):
-            out += self.model.score(self.work_copies(pics[i : i + batch_size])).float().cpu().tolist()
-        return out
+        return self._score_arrays(self.work_arrays(pics), batch_size)
 
     def _result(self, score: float, fpr: float | None) -> ScanResult:
         thr = self.card.threshold(fpr)
@@ -172,17 +198,16 @@ class Stamper:
 
     @torch.inference_mode()
     def scan_work_copies(self, arrays: Sequence[np.ndarray], fpr: float | None = None) -> list[ScanResult]:
-        """Scan (s,s,3) uint8 working copies (see :func:`deepraft.imageio.read_work_copy`)."""
+        """Scan (h,w,3) uint8 working copies (see :func:`deepraft.imageio.read_work_copy`)."""
         if not arrays:
             return []
-        scores = self.model.score(self._to_batch(arrays)).float().cpu().tolist()
-        return [self._result(sc, fpr) for sc in scores]
+        return [self._result(sc, fpr) for sc in self._score_arrays(arrays)]
 
     def scan_file(self, path: str | os.PathLike[str] | bytes, fpr: float | None = None) -> ScanResult:
         """Scan a file (or encoded bytes) through the fast path: reduced-scale JPEG decoding
         straight to the working copy, no full-resolution copy."""
         self.card.threshold(fpr)
-        return self.scan_work_copies([read_work_copy(path, self.work_size, max_pixels=self.max_pixels)], fpr)[0]
+        return self.scan_work_copies([read_work_copy(path, self.work_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr)[0]
 
     def scan_files(self, paths: Sequence[Path], fpr: float | None = None, batch_size: int = 64,
                    workers: int = 0) -> Iterator[tuple[Path, ScanResult | ImageError]]:
@@ -191,7 +216,7 @@ class Stamper:
         from torch.utils.data import DataLoader
 
         self.card.threshold(fpr)
-        dataset = _WorkCopies(list(paths), self.work_size, self.max_pixels)
+        dataset = _WorkCopies(list(paths), self.work_size, self.max_pixels, self.work_mode)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
         for batch in loader:
             good = [(p, a) for p, a in batch if not isinstance(a, ImageError)]
@@ -203,8 +228,8 @@ class Stamper:
 class _WorkCopies:
     """Map-style dataset of working copies (or the error a file gave), for DataLoader workers."""
 
-    def __init__(self, paths: list[Path], size: int, max_pixels: int | None) -> None:
-        self.paths, self.size, self.max_pixels = paths, size, max_pixels
+    def __init__(self, paths: list[Path], size: int, max_pixels: int | None, mode: str = "square") -> None:
+        self.paths, self.size, self.max_pixels, self.mode = paths, size, max_pixels, mode
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -212,11 +237,16 @@ class _WorkCopies:
     def __getitem__(self, i: int) -> tuple[str, np.ndarray | ImageError]:
         p = str(self.paths[i])
         try:
-            return p, read_work_copy(p, self.size, max_pixels=self.max_pixels)
+            return p, read_work_copy(p, self.size, max_pixels=self.max_pixels, mode=self.mode)
         except ImageError as exc:
             return p, exc
         except OSError as exc:
             return p, ImageError(p, f"cannot read file ({exc})")
+
+
+def _centre_crop(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    top, left = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+    return a[top : top + h, left : left + w]
 
 
 def load(model: str | os.PathLike[str] = "default", device: str | torch.device | None = None,
