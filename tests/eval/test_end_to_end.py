@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -24,11 +25,22 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
     assert len(rows) == 8 * len(labels) * 4 * 2
     assert (out / "roc.png").stat().st_size > 1000 and (out / "report.md").exists()
     assert 25 < summary["imperceptibility"]["psnr"]["mean"] < 40
-    shown = summary["before_after"]
-    with Image.open(out / "before_after.png") as im:
-        side = shown["box"][2] - shown["box"][0]
-        assert im.size == (3 * side + 16, shown["box"][3] - shown["box"][1])
-    assert "before_after.png" in (out / "report.md").read_text()
+    # perceptual columns beside the quick run's JPEG reference (q90)
+    assert summary["jpeg_references"] == [90]
+    rows = list(csv.DictReader((out / "images.csv").open()))
+    assert {"ssimulacra2", "ssimulacra2_jpeg90", "psnr_jpeg90"} <= set(rows[0])
+    assert all(float(r["ssimulacra2"]) <= 100.0 for r in rows)
+    if shutil.which("butteraugli"):
+        assert summary["imperceptibility"]["butteraugli_max"]["max"] > 0
+    else:
+        assert "Butteraugli skipped" in summary["perceptual_note"]
+    assert len(summary["before_after"]) == 3
+    report = (out / "report.md").read_text()
+    for shown in summary["before_after"]:
+        with Image.open(out / shown["file"]) as im:
+            side = shown["box"][2] - shown["box"][0]
+            assert im.size == (3 * side + 16, shown["box"][3] - shown["box"][1])
+        assert f"({shown['file']})" in report
 
     r = run_cli("certify", "--model", tiny_card, "--data", photo_dir, "--out", out, "--n0", "10", "--n", "50",
                 "--sigma", "0.25")

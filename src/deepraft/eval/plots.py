@@ -104,31 +104,75 @@ def _fmt(v: object, digits: int = 3) -> str:
     return str(v)
 
 
-def eval_markdown(summary: dict, plots: list[Path]) -> str:
+METRIC_LABELS = {
+    "psnr": "PSNR dB (higher: closer)", "ssim": "SSIM (higher: closer)", "ms_ssim": "MS-SSIM (higher: closer)",
+    "lpips": "LPIPS (lower: closer)", "ssimulacra2": "SSIMULACRA 2 (higher: closer)",
+    "butteraugli_max": "Butteraugli max-norm (lower: closer)",
+}
+
+
+def imperceptibility_table(summary: dict) -> list[str]:
+    """Markdown rows: per metric, the stamp's mean / min / max and worst photo, and the mean of
+    each JPEG reference (the original re-saved at that quality) where it was measured."""
     imp = summary["imperceptibility"]
+    refs = [f"jpeg{q}" for q in summary.get("jpeg_references", [])]
+    head = ["metric", "stamp mean", "stamp min", "stamp max", "stamp worst photo",
+            *(f"JPEG q{r[4:]} mean" for r in refs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for key, label in METRIC_LABELS.items():
+        v = imp.get(key)
+        if not v:
+            continue
+        digits = 2 if key in ("psnr", "ssimulacra2") else 4 if key != "butteraugli_max" else 3
+        worst = v.get("worst")
+        cells = [label, f"{v['mean']:.{digits}f}", f"{v['min']:.{digits}f}", f"{v['max']:.{digits}f}",
+                 f"`{worst['photo']}` ({worst['value']:.{digits}f})" if worst else "n/a"]
+        cells += [f"{imp[f'{key}_{r}']['mean']:.{digits}f}" if f"{key}_{r}" in imp else "n/a" for r in refs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+PERCEPTUAL_SCALES = (
+    "SSIMULACRA 2: 100 = identical, about 90 = visually lossless, 85 = excellent (libjpeg 4:4:4 quality 90), "
+    "70 = high quality. Butteraugli max-norm (the worst spot of the photo): below 1.0 the two look the same, "
+    "above about 1.1 a difference can be seen. The JPEG columns are the original photo re-saved at that "
+    "quality: a cost everyone has seen, for scale."
+)
+
+
+def eval_markdown(summary: dict, plots: list[Path]) -> str:
     lines = [
         f"# deepraft eval: model `{summary['model']}`", "",
-        f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
+        (f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
         f"and condition, each applied to the stamped and to the clean photo. Calibrated threshold "
-        f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g}).", "",
+        f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g})."), "",
         summary["method"], "",
         "## Imperceptibility", "",
-        "| metric | mean | min | max |", "| --- | --- | --- | --- |",
+        *imperceptibility_table(summary), "",
+        summary["lpips_note"], "",
     ]
-    for k, v in imp.items():
-        lines.append(f"| {k} | {v['mean']:.4f} | {v['min']:.4f} | {v['max']:.4f} |")
-    lines += ["", summary["lpips_note"], ""]
-    shown = summary.get("before_after")
+    if "perceptual_note" in summary:
+        lines += [summary["perceptual_note"], ""]
+        if summary.get("jpeg_references"):
+            lines += [PERCEPTUAL_SCALES, ""]
+    shown = summary.get("before_after") or []
+    if isinstance(shown, dict):  # an older summary: one photo, before_after.png
+        shown = [{"file": "before_after.png", **shown}]
     if shown:
-        lines += [f"Before / after at 100 % zoom: the flattest {shown['box'][2] - shown['box'][0]} px window of "
-                  f"`{shown['photo']}` (the photo with the lowest SSIM), clean | stamped | difference x"
-                  f"{shown['gain']:g} around mid-grey (window PSNR {shown['psnr_window']:.1f} dB).", "",
-                  "![before_after](before_after.png)", ""]
+        rank = summary.get("before_after_rank", "ssim")
+        lines += [(f"Before / after at 100 % zoom, for the {len(shown)} photo(s) with the lowest "
+                  f"{'SSIMULACRA 2' if rank == 'ssimulacra2' else 'SSIM'}: in each, the flattest "
+                  f"{shown[0]['box'][2] - shown[0]['box'][0]} px window (a sky, a wall: chosen by flatness, not "
+                  f"by score), clean | stamped | difference x{shown[0]['gain']:g} around mid-grey."), ""]
+        for s in shown:
+            score = f"; whole photo: SSIMULACRA 2 {s['ssimulacra2']:.2f}" if "ssimulacra2" in s else ""
+            lines += [(f"`{s['photo']}` (window at {s['box'][0]}, {s['box'][1]}; window PSNR "
+                      f"{s['psnr_window']:.1f} dB{score})"), "", f"![{Path(s['file']).stem}]({s['file']})", ""]
     lines += ["## Robustness", "",
-              "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
+              ("TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
               "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
               "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
-              "accuracy at logit 0, the metric DeepRAFT reported.", "",
+              "accuracy at logit 0, the metric DeepRAFT reported."), "",
               "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["conditions"]:

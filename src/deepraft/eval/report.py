@@ -18,6 +18,12 @@ def _load(folder: Path, name: str) -> dict | None:
     return json.loads(p.read_text()) if p.exists() else None
 
 
+def _mean(imp: dict, key: str, digits: int) -> str:
+    """The mean of one imperceptibility column, or n/a where the run did not measure it."""
+    v = imp.get(key)
+    return f"{v['mean']:.{digits}f}" if v else "n/a"
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}"
 
@@ -31,10 +37,10 @@ def build_report(folders: list[Path]) -> str:
         name = (ev or cert or atk)["model"]
         runs.append((name, f, ev, cert, atk))
     out = ["# deepraft report", "",
-           "Our runs (measured by `deepraft eval` / `certify` / `attack`) beside the numbers published for "
+           ("Our runs (measured by `deepraft eval` / `certify` / `attack`) beside the numbers published for "
            "DeepRAFT. The paper's detection metric is the mean of clean and stamped accuracy at probability 0.5; "
            "ours is computed the same way, and the eval report adds the deployment numbers (TPR at a "
-           "calibrated FPR).", "", "## 1. Detection (unmodified images)", "",
+           "calibrated FPR)."), "", "## 1. Detection (unmodified images)", "",
            "| model | paper acc. % | TPR @ calibrated FPR | clean FPR | ROC AUC |", "| --- | --- | --- | --- | --- |"]
     for k, v in PAPER["detection"].items():
         out.append(f"| DeepRAFT {k} (published) | {v:.2f} | n/a | n/a | n/a |")
@@ -44,14 +50,23 @@ def build_report(folders: list[Path]) -> str:
             if row:
                 out.append(f"| {name} (ours, {ev['n_photos']} photos) | {_pct(row['paper_accuracy'])} | "
                            f"{row['tpr_at_calibrated']:.3f} | {row['fpr_at_calibrated']:.4f} | {row['roc_auc']:.4f} |")
-    out += ["", "## 2. Imperceptibility", "", "| model | PSNR dB | SSIM | MS-SSIM |", "| --- | --- | --- | --- |"]
+    out += ["", "## 2. Imperceptibility", "",
+            ("Ours on full-resolution photos; the JPEG rows are the same photos re-saved at that quality (Pillow, "
+            "4:2:0), for scale. SSIMULACRA 2: higher is closer (90: visually lossless); Butteraugli max-norm: lower "
+            "is closer (below 1.0: looks the same)."), "",
+            "| model | PSNR dB | SSIM | MS-SSIM | SSIMULACRA 2 | Butteraugli max |", "| --- | --- | --- | --- | --- | --- |"]
     for k, (p, s) in PAPER["imperceptibility"].items():
-        out.append(f"| DeepRAFT {k} (published) | {p:.2f} | {s:.4f} | n/a |")
+        out.append(f"| DeepRAFT {k} (published) | {p:.2f} | {s:.4f} | n/a | n/a | n/a |")
     for name, f, ev, _, _ in runs:
         if ev:
             imp = ev["imperceptibility"]
-            out.append(f"| {name} (ours) | {imp['psnr']['mean']:.2f} | {imp['ssim']['mean']:.4f} | "
-                       f"{imp['ms_ssim']['mean']:.4f} |")
+            out.append(f"| {name} (ours) | {_mean(imp, 'psnr', 2)} | {_mean(imp, 'ssim', 4)} | "
+                       f"{_mean(imp, 'ms_ssim', 4)} | {_mean(imp, 'ssimulacra2', 2)} | "
+                       f"{_mean(imp, 'butteraugli_max', 3)} |")
+            for q in ev.get("jpeg_references", []):
+                out.append(f"| JPEG q{q} of the same {ev['n_photos']} photos | {_mean(imp, f'psnr_jpeg{q}', 2)} | "
+                           f"{_mean(imp, f'ssim_jpeg{q}', 4)} | n/a | {_mean(imp, f'ssimulacra2_jpeg{q}', 2)} | "
+                           f"{_mean(imp, f'butteraugli_max_jpeg{q}', 3)} |")
     eps_list = sorted(PAPER["apgd_rs05"])
     out += ["", "## 3. Adversarial: APGD-CE removal, robust accuracy % at L-inf eps/255", "",
             "| model | " + " | ".join(str(e) for e in eps_list) + " |", "|---" * (len(eps_list) + 1) + "|",

@@ -1,7 +1,9 @@
 """``deepraft eval``: imperceptibility and robustness of a model on full-resolution photos.
 
 For every photo: stamp it at full resolution and measure PSNR / SSIM / MS-SSIM (and LPIPS
-when available). Then for every condition of the attack grid and every variant, apply the
+when available) against the original, and the perceptual SSIMULACRA 2 and Butteraugli
+(max-norm) of the stamped photo and, for scale, of the original re-saved as JPEG quality 90
+and 95 (Pillow, 4:2:0). Then for every condition of the attack grid and every variant, apply the
 same edit (same random draws) to the stamped and to the clean photo and scan both. Variant 0
 edits the whole photo; variants 1..K-1 first take a light random crop (85-100 % of the area,
 same aspect ratio), so each photo gives K distinct stamped and K distinct clean samples per
@@ -14,18 +16,30 @@ import csv
 import io
 import json
 import math
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..data import sample_seed
-from ..imageio import ImageError, atomic_write_bytes, work_copy
+from ..imageio import ImageError, atomic_write_bytes, picture_from_pil
 from .distortions import GRID, QUICK_GRID, Condition, conditions, crop
 from .metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
-from .quality import LpipsUnavailable, lpips_metric, ms_ssim, ssim
+from .quality import (
+    ButteraugliUnavailable,
+    LpipsUnavailable,
+    butteraugli_tool,
+    column,
+    column_stats,
+    jpeg_copy,
+    lpips_metric,
+    ms_ssim,
+    perceptual,
+    ssim,
+)
 from .quick import psnr_uint8
 
 
@@ -36,10 +50,18 @@ class EvalSettings:
     seed: int = 0
     fprs: tuple[float, ...] = (1e-2, 1e-3)
     max_photos: int | None = None
+    perceptual: bool = True
+    """SSIMULACRA 2 and Butteraugli per photo (a few seconds per megapixel)."""
+    jpeg_references: tuple[int, ...] = (90, 95)
+    """JPEG qualities of the re-saved originals measured beside the stamp."""
+    before_after: int = 3
+    """Photos shown at 100 % (those with the worst SSIMULACRA 2, else the worst SSIM)."""
 
     @classmethod
-    def quick(cls) -> "EvalSettings":
-        return cls(grid=list(QUICK_GRID), variants=4, max_photos=8)
+    def quick(cls) -> EvalSettings:
+        """A few representative attacks, 4 variants, 8 photos; one JPEG reference (q90): the
+        perceptual metrics cost about 1 s per megapixel and copy on two free cores."""
+        return cls(grid=list(QUICK_GRID), variants=4, max_photos=8, jpeg_references=(90,))
 
 
 def view_variant(img: Image.Image, variant: int, rng: np.random.Generator) -> Image.Image:
@@ -61,28 +83,46 @@ def _summarise(cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: flo
     return row
 
 
-def _eval_photo(stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp=None):
+def imperceptibility(clean: np.ndarray, stamped: np.ndarray, settings: EvalSettings,
+                     butteraugli_path: str | None, lp=None) -> dict[str, float]:
+    """The per-photo columns: PSNR / SSIM / MS-SSIM (and LPIPS) of the stamped photo, then the
+    perceptual metrics of the stamped photo and of the JPEG references (with their PSNR and
+    SSIM), and the seconds the perceptual metrics took."""
+    row = {"psnr": psnr_uint8(stamped, clean), "ssim": ssim(stamped, clean), "ms_ssim": ms_ssim(stamped, clean)}
+    if lp is not None:
+        row["lpips"] = lp(stamped, clean)
+    if settings.perceptual:
+        t0 = time.perf_counter()
+        refs = {f"jpeg{q}": jpeg_copy(clean, q) for q in settings.jpeg_references}
+        row.update(perceptual(clean, {"": stamped, **refs}, butteraugli_path))
+        for name, ref in refs.items():
+            row[column("psnr", name)] = psnr_uint8(ref, clean)
+            row[column("ssim", name)] = ssim(ref, clean)
+        row["perceptual_s"] = time.perf_counter() - t0
+    return row
+
+
+def _eval_photo(stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp=None,
+                butteraugli_path: str | None = None):
     """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
     pic = stamper.read(f)
     stamped = stamper.protect_pictures([pic])[0]
     row = {"photo": f.name, "width": pic.size[0], "height": pic.size[1],
-           "psnr": psnr_uint8(stamped.rgb, pic.rgb), "ssim": ssim(stamped.rgb, pic.rgb),
-           "ms_ssim": ms_ssim(stamped.rgb, pic.rgb)}
-    if lp is not None:
-        row["lpips"] = lp(stamped.rgb, pic.rgb)
+           **imperceptibility(pic.rgb, stamped.rgb, settings, butteraugli_path, lp)}
     s_img, c_img = Image.fromarray(stamped.rgb), Image.fromarray(pic.rgb)
     samples = []
     for ci, cond in enumerate(conds):
-        arrays, meta = [], []
+        pics, meta = [], []
         for v in range(settings.variants):
             seed = sample_seed(settings.seed, pi, ci, v)
             for kind, img in (("stamped", s_img), ("clean", c_img)):
                 rng = np.random.default_rng(seed)
                 edited = cond.apply(view_variant(img, v, rng), rng)
-                arrays.append(work_copy(np.asarray(edited.convert("RGB")), stamper.work_size))
+                pics.append(picture_from_pil(edited.convert("RGB"), f.name, max_pixels=None))
                 meta.append((kind, v))
-        for (kind, v), r in zip(meta, stamper.scan_work_copies(arrays)):
-            samples.append((f.name, cond.attack, "" if cond.strength is None else str(cond.strength), v, kind, r.score))
+        # the public scoring path: the model makes its own working copies of the edited pictures
+        for (kind, v), score in zip(meta, stamper.scores(pics)):
+            samples.append((f.name, cond.attack, "" if cond.strength is None else str(cond.strength), v, kind, score))
     return row, samples
 
 
@@ -100,11 +140,26 @@ def _worker_init(model: str, max_pixels: int | None) -> None:
 
 
 def _worker_photo(args):
-    f, pi, conds, settings = args
+    f, pi, conds, settings, butteraugli_path = args
     try:
-        return _eval_photo(_WORKER["stamper"], f, pi, conds, settings)
+        return _eval_photo(_WORKER["stamper"], f, pi, conds, settings, butteraugli_path=butteraugli_path)
     except ImageError as exc:
         return exc
+
+
+def _perceptual_note(settings: EvalSettings) -> tuple[str | None, str]:
+    """(the butteraugli command or None, a sentence for the summary)."""
+    if not settings.perceptual:
+        return None, "Perceptual metrics (SSIMULACRA 2, Butteraugli) skipped by the settings."
+    from importlib.metadata import version
+
+    note = (f"SSIMULACRA 2 from the Python package ssimulacra2 {version('ssimulacra2')}; references: the original "
+            f"re-saved as JPEG {', '.join(f'q{q}' for q in settings.jpeg_references)} (Pillow, 4:2:0).")
+    try:
+        path = butteraugli_tool()
+    except ButteraugliUnavailable as exc:
+        return None, f"{note} {exc}."
+    return path, f"{note} Butteraugli max-norm from {path} (2017 release; it gives no 3-norm)."
 
 
 def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
@@ -122,6 +177,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
         lpips_note = "LPIPS (AlexNet) computed"
     except LpipsUnavailable as exc:
         lp, lpips_note = None, str(exc)
+    butteraugli_path, perceptual_note = _perceptual_note(settings)
     images: list[dict[str, object]] = []
     samples: list[tuple[str, str, str, int, str, float]] = []
     failed: list[str] = []
@@ -131,7 +187,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
         card = stamper.card
         card_path = str(card.path if (card.path / "card.json").exists() else card.weights_path)
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
-            jobs = pool.map(_worker_photo, [(f, pi, conds, settings) for pi, f in enumerate(files)])
+            jobs = pool.map(_worker_photo, [(f, pi, conds, settings, butteraugli_path) for pi, f in enumerate(files)])
             for out in progress(jobs) if progress else jobs:
                 if isinstance(out, ImageError):
                     failed.append(str(out))
@@ -141,7 +197,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
     else:
         for pi, f in enumerate(progress(files) if progress else files):
             try:
-                row, photo_samples = _eval_photo(stamper, f, pi, conds, settings, lp)
+                row, photo_samples = _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
             except ImageError as exc:
                 failed.append(str(exc))
                 continue
@@ -150,7 +206,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
     if not images:
         raise ValueError("eval: no readable photos")
     with (out_dir / "images.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, list(images[0]))
+        w = csv.DictWriter(fh, list(dict.fromkeys(k for r in images for k in r)))
         w.writeheader()
         w.writerows(images)
     with (out_dir / "samples.csv").open("w", newline="") as fh:
@@ -165,20 +221,24 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
         d = by_cond[(cond.attack, "" if cond.strength is None else str(cond.strength))]
         rows.append(_summarise(cond, np.array(d["stamped"]), np.array(d["clean"]), threshold, settings.fprs))
 
-    def stat(key: str) -> dict[str, float] | None:
-        vals = np.array([r[key] for r in images if key in r], dtype=np.float64)
-        if not vals.size:
-            return None
-        return {"mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max())}
-
-    worst = min(images, key=lambda r: r["ssim"])
-    shown = write_before_after(stamper, next(f for f in files if Path(f).name == worst["photo"]), out_dir)
+    keys = [k for k in dict.fromkeys(k for r in images for k in r)
+            if k not in ("photo", "width", "height", "perceptual_s")]
+    imp = {k: st for k in keys if (st := column_stats(images, k))}
+    timed = [r for r in images if "perceptual_s" in r]
+    cost = {"seconds_per_photo": float(np.mean([r["perceptual_s"] for r in timed])),
+            "seconds_per_megapixel": sum(r["perceptual_s"] for r in timed)
+            / sum(r["width"] * r["height"] / 1e6 for r in timed)} if timed else None
+    by_name = {Path(f).name: Path(f) for f in files}
+    rank = "ssimulacra2" if "ssimulacra2" in imp else "ssim"
+    worst = sorted(images, key=lambda r: r[rank])[: settings.before_after]
+    shown = [write_before_after(stamper, by_name[r["photo"]], out_dir, f"before_after_{i}.png",
+                                note={rank: r[rank]}) for i, r in enumerate(worst, 1)]
     summary = {
         "model": stamper.card.name, "threshold": threshold, "calibrated_fpr": stamper.card.default_fpr,
         "n_photos": len(images), "variants_per_condition": settings.variants, "seed": settings.seed,
-        "failed": failed, "lpips_note": lpips_note,
-        "imperceptibility": {k: stat(k) for k in ("psnr", "ssim", "ms_ssim", "lpips") if stat(k)},
-        "conditions": rows, "before_after": shown,
+        "failed": failed, "lpips_note": lpips_note, "perceptual_note": perceptual_note, "perceptual_cost": cost,
+        "jpeg_references": list(settings.jpeg_references) if settings.perceptual else [],
+        "imperceptibility": imp, "conditions": rows, "before_after": shown, "before_after_rank": rank,
         "method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
     }
     atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2, default=_json_default) + "\n").encode())
@@ -201,23 +261,31 @@ def flattest_box(rgb: np.ndarray, size: int) -> tuple[int, int, int, int]:
     return box
 
 
-def write_before_after(stamper, file: Path, out_dir: Path, size: int = 256, gain: float = 10.0) -> dict[str, object]:
-    """``before_after.png``: the flattest window of ``file`` at 100 % zoom, clean | stamped |
-    the difference amplified ``gain`` times around mid-grey."""
+def before_after_strip(clean: np.ndarray, stamped: np.ndarray, box: tuple[int, int, int, int],
+                       gain: float = 10.0) -> np.ndarray:
+    """The ``box`` (left, top, right, bottom) of both photos side by side at 100 %: clean |
+    stamped | the difference amplified ``gain`` times around mid-grey, 8 white pixels apart."""
+    left, top, right, bottom = box
+    a = clean[top:bottom, left:right, :3].astype(np.float32)
+    b = stamped[top:bottom, left:right, :3].astype(np.float32)
+    diff = np.clip(np.rint(128.0 + gain * (b - a)), 0, 255)
+    gap = np.full((a.shape[0], 8, 3), 255, dtype=np.uint8)
+    return np.concatenate([a.astype(np.uint8), gap, b.astype(np.uint8), gap, diff.astype(np.uint8)], axis=1)
+
+
+def write_before_after(stamper, file: Path, out_dir: Path, name: str = "before_after.png", size: int = 256,
+                       gain: float = 10.0, note: dict[str, object] | None = None) -> dict[str, object]:
+    """``name``: the flattest ``size`` px window of ``file`` (chosen by flatness alone, where a
+    stamp shows first) at 100 %, as :func:`before_after_strip`."""
     pic = stamper.read(file)
     stamped = stamper.protect_pictures([pic])[0]
     box = flattest_box(pic.rgb, size)
     left, top, right, bottom = box
-    a = pic.rgb[top:bottom, left:right, :3].astype(np.float32)
-    b = stamped.rgb[top:bottom, left:right, :3].astype(np.float32)
-    diff = np.clip(128.0 + gain * (b - a), 0, 255)
-    gap = np.full((a.shape[0], 8, 3), 255, dtype=np.uint8)
-    strip = np.concatenate([a.astype(np.uint8), gap, b.astype(np.uint8), gap, diff.astype(np.uint8)], axis=1)
     buf = io.BytesIO()
-    Image.fromarray(strip).save(buf, format="PNG")
-    atomic_write_bytes(out_dir / "before_after.png", buf.getvalue())
-    return {"photo": Path(file).name, "box": list(box), "gain": gain,
-            "psnr_window": psnr_uint8(b.astype(np.uint8), a.astype(np.uint8))}
+    Image.fromarray(before_after_strip(pic.rgb, stamped.rgb, box, gain)).save(buf, format="PNG")
+    atomic_write_bytes(out_dir / name, buf.getvalue())
+    return {"file": name, "photo": Path(file).name, "box": list(box), "gain": gain, **(note or {}),
+            "psnr_window": psnr_uint8(stamped.rgb[top:bottom, left:right], pic.rgb[top:bottom, left:right])}
 
 
 def _json_default(o: object) -> object:
