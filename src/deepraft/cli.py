@@ -416,6 +416,9 @@ def attack(
     model: str = typer.Option("default"),
     data: Path = typer.Option(..., exists=True, file_okay=False),
     out: Path = typer.Option(...),
+    mode: str = typer.Option("adversarial", help="adversarial: gradient and query attacks on the scanner "
+                             "(attack.json); forgery: model-free grating, averaged-residual and notch attacks and the "
+                             "residual statistics (forgery.json, forgery.md); all: both."),
     attacks: List[str] = typer.Option(["apgd-ce", "square", "autoattack"], "--attack", help="Repeat to choose."),
     goal: List[str] = typer.Option(["removal", "forging"], help="removal and/or forging."),
     eps: List[float] = typer.Option([2, 4, 8, 16, 32], help="L-inf budgets in /255 units (repeat the option)."),
@@ -425,13 +428,62 @@ def attack(
     eot: int = typer.Option(8, min=1, help="Noise draws per gradient against a smoothed scanner."),
     steps: int = typer.Option(50, min=1),
     max_photos: int = typer.Option(30, min=1),
-    quick: bool = typer.Option(False, help="APGD-CE removal at 2 and 8 /255 on 4 photos."),
+    donors: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
+                                          help="Forgery: photos whose stamped copies give the averaged residual "
+                                          "(default: the first --n-donors photos of --data, then held out)."),
+    n_donors: int = typer.Option(19, min=2, help="Forgery: stamped photos averaged."),
+    held_out: int = typer.Option(20, min=1, help="Forgery: most held-out photos forged (clean) or notched (stamped)."),
+    grating: List[str] = typer.Option(["16x24"], help="Forgery: grating AxB cycles per picture (A down the height, "
+                                      "B across the width; repeat). A set of others is always tried too."),
+    psnr: List[float] = typer.Option([40.0, 44.8], help="Forgery: PSNR of the forged photos, dB (repeat)."),
+    denoiser: List[str] = typer.Option(["gaussian", "nlm"], help="Forgery: residual denoisers (gaussian, nlm)."),
+    quick: bool = typer.Option(False, help="APGD-CE removal at 2 and 8 /255 on 4 photos; forgery: 6 donors, "
+                               "4 held out, Gaussian residuals, 40 dB."),
     device: Optional[str] = typer.Option(None),
 ) -> None:
-    """White-box (APGD-CE), black-box (Square) and AutoAttack removal/forging attacks."""
+    """White-box (APGD-CE), black-box (Square) and AutoAttack removal/forging attacks, and
+    model-free forgery and removal (--mode forgery)."""
     from .attacks import AttackSanityError
+    from .attacks.forgery import DENOISERS, ForgerySettings, parse_cycles, run_forgery
     from .attacks.runner import AttackSettings, run_attacks
 
+    if mode not in ("adversarial", "forgery", "all"):
+        _usage(f"unknown --mode {mode!r}; use adversarial, forgery or all")
+    stamper = _load(model, device)
+    if mode in ("forgery", "all"):
+        try:
+            if quick:
+                fs = ForgerySettings.quick()
+            else:
+                unknown = [d for d in denoiser if d not in DENOISERS]
+                if unknown:
+                    _usage(f"unknown --denoiser {unknown}; known: {sorted(DENOISERS)}")
+                fs = ForgerySettings(gratings=tuple(parse_cycles(g) for g in grating), psnrs=tuple(psnr),
+                                     n_donors=n_donors, denoisers=tuple(denoiser), max_targets=held_out)
+        except ValueError as exc:
+            _usage(str(exc))
+        try:
+            fsum = run_forgery(stamper, _photo_files(data), out, fs,
+                               donor_files=_photo_files(donors) if donors is not None else None,
+                               log=lambda m: err.print(f"forgery: {m}", highlight=False))
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(EXIT_FAILED)
+        table = Table("attack", "goal", "parameters", "flagged", "PSNR dB")
+        shown = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
+        for r in fsum["results"]:
+            params = ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                               if k not in shown)
+            ps = "-" if "mean_psnr" not in r else f"{r['mean_psnr']:.1f}"
+            table.add_row(r["attack"], r["goal"], params, f"{r['flagged']}/{r['n']}", ps)
+        Console().print(table)
+        for key, s in fsum["residual_stats"].items():
+            Console().print(f"{key}: power share in top {s['top_k']} bins {s['power_share_mean']:.3f}, mean pairwise "
+                            f"cosine {s['mean_pairwise_cosine']:.3f}, cosine with the mean of the others "
+                            f"{s['loo_cosine_mean']:.3f}", highlight=False)
+        err.print(f"wrote {Path(out) / 'forgery.json'} and {Path(out) / 'forgery.md'}", highlight=False)
+        if mode == "forgery":
+            return
     if quick:
         settings = AttackSettings.quick()
     else:
@@ -439,7 +491,6 @@ def attack(
                                   l2_eps=tuple(e for e in l2 if e > 0), eot=eot, steps=steps, n_queries=n_queries,
                                   max_photos=max_photos)
     settings.sigma = sigma
-    stamper = _load(model, device)
     try:
         summary = run_attacks(stamper, _photo_files(data), out, settings,
                               progress=lambda xs: _progress_iter(list(xs), "attack"))

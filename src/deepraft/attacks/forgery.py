@@ -1,0 +1,553 @@
+"""Forgery and removal attacks that need no access to the model, only to pictures.
+
+An attacker who cannot query gradients can still study stamped pictures. If the stamp is
+nearly the same pattern in every picture (a grating, or any fixed texture), three cheap
+attacks work:
+
+* **grating forgery**: add a sinusoidal grating (a guess at the stamp's frequency) to a clean
+  photo at a high PSNR; if the scanner keys on that frequency it flags the clean photo;
+* **averaged-residual forgery**: estimate the stamp as the average, over N stamped photos,
+  of each photo minus its denoised copy (natural content averages out, a fixed stamp adds
+  up), and add that average to clean photos;
+* **notch removal**: zero the strongest FFT bins of that estimate in a stamped photo.
+
+The statistics that predict these attacks are measured too: the share of a residual's power in
+its strongest FFT bins (a pure grating: 1; white noise: about k / pixels) and the cosine
+between residuals of different photos (a fixed pattern: 1; independent noise: 0).
+
+Everything here is a pure function of numpy arrays (H,W,3 RGB in 0..255, H,W planes for one
+channel); :func:`run_forgery` is the thin loop that stamps and scans through the public API
+(``stamper.protect``, ``stamper.scan_batch``) and writes ``forgery.json`` and ``forgery.md``.
+
+Frequencies are in **cycles per picture**, written ``AxB``: A cycles down the picture's height,
+B across its width (numpy's (rows, columns) order); a negative B turns the grating the other
+way. Since a stamp is upsampled from the scanner's working copy to the whole picture, its
+frequencies are fixed in cycles per picture whatever the photo's resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.fft as sfft
+from PIL import Image, ImageOps
+from scipy.ndimage import gaussian_filter
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+GRATING_SET: tuple[tuple[int, int], ...] = (
+    (0, 16), (16, 0), (8, 12), (12, -8), (16, 16), (16, 24), (24, -16), (32, 32), (32, -48), (64, 64),
+)
+"""Frequencies (cycles per picture, rows x columns) an attacker tries when he does not know
+the stamp's: axis-aligned and diagonal both ways, 8 to 90 cycles."""
+
+
+# -- measures ------------------------------------------------------------------------------
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of (H,W,3) pixels, float32."""
+    return np.asarray(rgb, dtype=np.float32) @ LUMA
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB between two pictures (inf when equal)."""
+    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
+
+
+def scale_to_psnr(delta: np.ndarray, psnr_db: float, peak: float = 255.0) -> np.ndarray:
+    """``delta`` scaled so that adding it to any picture (without clipping or rounding) gives
+    exactly ``psnr_db``."""
+    rms = float(np.sqrt(np.mean(np.asarray(delta, dtype=np.float64) ** 2)))
+    if rms == 0:
+        raise ValueError("cannot scale an all-zero perturbation to a PSNR")
+    return delta * (peak / 10 ** (psnr_db / 20) / rms)
+
+
+def add_at_psnr(rgb: np.ndarray, delta: np.ndarray, psnr_db: float, tol_db: float = 0.02,
+                max_iter: int = 40) -> tuple[np.ndarray, float]:
+    """``rgb`` (uint8) plus ``delta`` (broadcast to it) scaled so that the 8-bit result, after
+    clipping and rounding, has a PSNR against ``rgb`` of at least ``psnr_db``, as close to it as
+    rounding allows (within ``tol_db`` unless the rounded result jumps over that window):
+    clipping removes part of the perturbation and rounding adds some, so the scale found for the
+    float sum is corrected by secant steps, then bisection. Returns (uint8, PSNR)."""
+    base = np.asarray(rgb, dtype=np.float32)
+    d = np.broadcast_to(np.asarray(delta, dtype=np.float32), base.shape)
+    rms = float(np.sqrt(np.mean(d.astype(np.float64) ** 2)))
+    if rms == 0:
+        raise ValueError("cannot scale an all-zero perturbation to a PSNR")
+
+    def at(k: float) -> tuple[np.ndarray, float]:
+        out = np.clip(np.rint(base + k * d), 0, 255).astype(np.uint8)
+        return out, psnr(out, rgb)
+
+    k = 255.0 / 10 ** (psnr_db / 20) / rms
+    lo: tuple[float, np.ndarray, float] | None = None  # the largest scale found that keeps the PSNR
+    hi: float | None = None  # the smallest scale found that does not
+    for i in range(max_iter):
+        out, p = at(k)
+        if p >= psnr_db:
+            if lo is None or k > lo[0]:
+                lo = (k, out, p)
+            if p < psnr_db + tol_db:
+                break
+        else:
+            hi = k if hi is None else min(hi, k)
+        if lo is not None and hi is not None:
+            if hi / lo[0] - 1 < 1e-5:
+                break
+            k = (lo[0] + hi) / 2 if i >= 4 else min(max(k * 10 ** ((p - psnr_db) / 20), lo[0]), hi)
+            if not lo[0] < k < hi:
+                k = (lo[0] + hi) / 2
+        elif not math.isfinite(p):
+            k *= 2.0
+        else:  # a secant step a little past the target, so that the next one brackets it
+            k *= 10 ** ((p - psnr_db) / 20) * (0.995 if p < psnr_db else 1.005)
+    if lo is None:
+        raise ValueError(f"could not add the perturbation at {psnr_db} dB or more")
+    return lo[1], lo[2]
+
+
+def fft_power(plane: np.ndarray) -> np.ndarray:
+    """|FFT|^2 of a (H,W) plane with its mean removed (no DC)."""
+    x = np.asarray(plane, dtype=np.float32)
+    return np.abs(sfft.fft2(x - x.mean())) ** 2
+
+
+def power_share(plane: np.ndarray, k: int = 20) -> float:
+    """Share of the plane's (mean-removed) power in its ``k`` strongest FFT bins (a real
+    sinusoid of whole cycles takes 2 bins: share 1.0 for k >= 2)."""
+    p = fft_power(plane).ravel()
+    total = float(p.sum(dtype=np.float64))
+    if total == 0:
+        return 0.0
+    return float(np.partition(p, p.size - k)[-k:].sum(dtype=np.float64) / total)
+
+
+def signed_freqs(n: int) -> np.ndarray:
+    """FFT bin index -> signed frequency (cycles per picture) for an axis of ``n`` samples."""
+    return np.round(np.fft.fftfreq(n) * n).astype(int)
+
+
+def ring_whiten(power: np.ndarray) -> np.ndarray:
+    """Each FFT bin's power over the median power of its ring (the bins at the same distance from
+    DC, rounded): how far it stands out from what the picture has at that frequency anyway."""
+    fy, fx = signed_freqs(power.shape[0])[:, None], signed_freqs(power.shape[1])[None, :]
+    ring = np.rint(np.hypot(fy, fx)).astype(int)
+    med = np.zeros(ring.max() + 1)
+    order = np.argsort(ring, axis=None)
+    r_sorted, p_sorted = ring.ravel()[order], power.ravel()[order]
+    starts = np.searchsorted(r_sorted, np.arange(ring.max() + 2))
+    for r in range(ring.max() + 1):
+        if starts[r + 1] > starts[r]:
+            med[r] = np.median(p_sorted[starts[r] : starts[r + 1]])
+    return power / (med[ring] + 1e-12 * float(power.max()) + 1e-30)
+
+
+def top_bins(plane: np.ndarray, k: int, min_cycles: float = 2.0, whiten: bool = True) -> list[tuple[int, int]]:
+    """The ``k`` strongest frequencies (rows x columns, cycles per picture) of a plane, one
+    of each conjugate pair (A > 0, or A == 0 and B > 0), strongest first; frequencies under
+    ``min_cycles`` are left out. ``whiten``: rank by power over the median of the bin's ring
+    (:func:`ring_whiten`: peaks, not the 1/f slope of picture content that leaks into any
+    residual); otherwise by raw power."""
+    p = fft_power(plane)
+    score = ring_whiten(p) if whiten else p
+    fy, fx = signed_freqs(p.shape[0])[:, None], signed_freqs(p.shape[1])[None, :]
+    keep = ((fy > 0) | ((fy == 0) & (fx > 0))) & (np.hypot(fy, fx) >= min_cycles)
+    order = np.argsort(np.where(keep, score, -1.0), axis=None)[::-1][: int(k)]
+    rows, cols = np.unravel_index(order, p.shape)
+    return [(int(fy[r, 0]), int(fx[0, c])) for r, c in zip(rows, cols) if keep[r, c]]
+
+
+def cosine_matrix(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """Cosines between every pair of (flattened) vectors."""
+    m = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
+    n = np.linalg.norm(m, axis=1, keepdims=True)
+    m = m / np.where(n == 0, 1.0, n)
+    return m @ m.T
+
+
+def residual_cosines(planes: Sequence[np.ndarray]) -> dict[str, float]:
+    """How much residuals of different photos share one pattern: the mean cosine over pairs
+    of photos, and the cosine of each with the mean of the others (mean, min, max)."""
+    if len(planes) < 2:
+        raise ValueError("residual cosines need at least two residuals")
+    c = cosine_matrix(planes)
+    n = len(planes)
+    pairs = c[np.triu_indices(n, 1)]
+    total = np.sum([np.asarray(p, dtype=np.float64) for p in planes], axis=0)
+    loo = np.array([cosine_matrix([p, (total - p) / (n - 1)])[0, 1] for p in planes])
+    return {"mean_pairwise_cosine": float(pairs.mean()), "loo_cosine_mean": float(loo.mean()),
+            "loo_cosine_min": float(loo.min()), "loo_cosine_max": float(loo.max())}
+
+
+# -- patterns --------------------------------------------------------------------------------
+
+
+def parse_cycles(text: str) -> tuple[int, int]:
+    """``"16x24"`` -> (16, 24); ``"16x-24"`` -> (16, -24)."""
+    try:
+        a, b = text.lower().split("x")
+        return int(a), int(b)
+    except ValueError as exc:
+        raise ValueError(f"a grating is AxB cycles per picture (e.g. 16x24), not {text!r}") from exc
+
+
+def grating(h: int, w: int, cycles: tuple[int, int], phase: float = 0.0) -> np.ndarray:
+    """cos(2 pi (A y / h + B x / w) + phase) on an (h, w) grid: A cycles down the picture, B
+    across it; values in [-1, 1], float32."""
+    fy, fx = cycles
+    y = np.arange(h, dtype=np.float64)[:, None] / h
+    x = np.arange(w, dtype=np.float64)[None, :] / w
+    return np.cos(2 * np.pi * (fy * y + fx * x) + phase).astype(np.float32)
+
+
+def notch(rgb: np.ndarray, bins: Iterable[tuple[int, int]], radius: int = 1) -> np.ndarray:
+    """Zero the frequencies ``bins`` (cycles per picture), their conjugates and the bins within
+    ``radius`` of them in every channel's 2-D FFT; returns float32 pixels (not clipped)."""
+    arr = np.asarray(rgb, dtype=np.float32)
+    h, w = arr.shape[:2]
+    mask = np.ones((h, w), dtype=bool)
+    for fy, fx in bins:
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                a, b = fy + dy, fx + dx
+                if abs(a) <= h // 2 and abs(b) <= w // 2:
+                    mask[a % h, b % w] = False
+                    mask[-a % h, -b % w] = False
+    out = np.empty_like(arr)
+    for c in range(arr.shape[2]):
+        out[..., c] = sfft.ifft2(sfft.fft2(arr[..., c]) * mask).real
+    return out
+
+
+# -- residuals -------------------------------------------------------------------------------
+
+
+def gaussian_denoise(rgb: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` pixels per channel (float32)."""
+    return gaussian_filter(np.asarray(rgb, dtype=np.float32), sigma=(sigma, sigma, 0))
+
+
+class DenoiserUnavailable(RuntimeError):
+    pass
+
+
+def nlm_denoise(rgb: np.ndarray, h: float = 3.0, template: int = 7, search: int = 21) -> np.ndarray:
+    """Non-local means (OpenCV's ``fastNlMeansDenoisingColored``, its default strength)."""
+    try:
+        import cv2
+    except ImportError as exc:  # opencv comes with the test and bench extras (invisible-watermark)
+        raise DenoiserUnavailable("the NLM denoiser needs OpenCV (pip install opencv-python-headless)") from exc
+    bgr = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[..., ::-1])
+    return cv2.fastNlMeansDenoisingColored(bgr, None, h, h, template, search)[..., ::-1].astype(np.float32)
+
+
+DENOISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"gaussian": gaussian_denoise, "nlm": nlm_denoise}
+
+
+def noise_residual(rgb: np.ndarray, denoiser: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The picture minus its denoised copy: the fine texture, stamp included (float32)."""
+    return np.asarray(rgb, dtype=np.float32) - denoiser(rgb)
+
+
+def resize_planes(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float (H,W) or (H,W,C) array to ``size`` = (h, w), antialiased bicubic per
+    channel (PIL 'F' mode: no rounding)."""
+    h, w = size
+    if x.ndim == 2:
+        return np.asarray(Image.fromarray(np.asarray(x, dtype=np.float32)).resize((w, h), Image.Resampling.BICUBIC))
+    return np.stack([resize_planes(x[..., c], size) for c in range(x.shape[2])], axis=-1)
+
+
+def average_residual(residuals: Iterable[np.ndarray], size: int) -> np.ndarray:
+    """The mean of residuals (of photos of any size), each squashed to ``size`` x ``size``."""
+    total, n = None, 0
+    for r in residuals:
+        r = resize_planes(r, (size, size))
+        total = r.astype(np.float64) if total is None else total + r
+        n += 1
+    if total is None:
+        raise ValueError("no residuals to average")
+    return (total / n).astype(np.float32)
+
+
+# -- the runner ------------------------------------------------------------------------------
+
+
+@dataclass
+class ForgerySettings:
+    gratings: tuple[tuple[int, int], ...] = ((16, 24),)
+    """Gratings measured one by one (besides one drawn from ``grating_set`` per photo)."""
+    grating_set: tuple[tuple[int, int], ...] = GRATING_SET
+    psnrs: tuple[float, ...] = (40.0, 44.8)
+    n_donors: int = 19
+    """Stamped photos whose residuals are averaged (taken from the start of the photo list)."""
+    denoisers: tuple[str, ...] = ("gaussian", "nlm")
+    residual_at: tuple[str, ...] = ("full", "common")
+    """Where residuals are taken: at the photo's full resolution, and/or after squashing it to
+    ``common_size`` (where a stamp upsampled from a small working copy has fine texture)."""
+    common_size: int = 256
+    notch_bins: tuple[int, ...] = (10, 20, 50)
+    notch_radius: int = 1
+    top_k: int = 20
+    max_targets: int | None = 20
+    """Held-out photos the forgeries are added to (and the notch applied to, stamped)."""
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> ForgerySettings:
+        return cls(psnrs=(40.0,), n_donors=6, denoisers=("gaussian",), residual_at=("common",), notch_bins=(20,),
+                   max_targets=4)
+
+
+def _read(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def _rate(flags: Sequence[bool]) -> float:
+    return float(np.mean(flags)) if len(flags) else float("nan")
+
+
+def _row(attack: str, goal: str, results, measured: Sequence[float] | None = None, **params) -> dict:
+    flags = [r.protected for r in results]
+    row = {"attack": attack, "goal": goal, **params, "n": len(flags), "flagged": int(sum(flags)),
+           "rate": _rate(flags), "mean_score": float(np.mean([r.score for r in results]))}
+    if measured is not None:
+        row["mean_psnr"], row["min_psnr"] = float(np.mean(measured)), float(np.min(measured))
+    return row
+
+
+def _fmt_cycles(c: tuple[int, int]) -> str:
+    return f"{c[0]}x{c[1]}"
+
+
+def random_bins_like(rng: np.random.Generator, bins: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For each frequency, another at the same distance from DC in a random direction (none of
+    ``bins``, no two alike): a notch there costs the picture about as much, but misses the stamp."""
+    taken = set(bins)
+    out: list[tuple[int, int]] = []
+    for fy, fx in bins:
+        r = math.hypot(fy, fx)
+        for _ in range(1000):
+            t = float(rng.uniform(0, math.pi))
+            b = (round(r * math.sin(t)), round(r * math.cos(t)))
+            if b[0] < 0 or (b[0] == 0 and b[1] <= 0):
+                b = (-b[0], -b[1])
+            if b != (0, 0) and b not in taken:
+                break
+        taken.add(b)
+        out.append(b)
+    return out
+
+
+def run_forgery(stamper, files: Sequence[Path], out_dir: Path, settings: ForgerySettings,
+                donor_files: Sequence[Path] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Measure the three model-free attacks and the residual statistics for ``stamper``.
+
+    The first ``n_donors`` readable photos of ``files`` (or ``donor_files``) are stamped and give
+    the residuals; the others (at most ``max_targets``) are the held-out photos the forgeries are
+    added to, and whose stamped copies are notched. Writes ``forgery.json`` and ``forgery.md``;
+    ``log`` hears the name of each stage as it starts.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+
+    def read_all(paths: Iterable[Path]) -> list[tuple[str, Image.Image]]:
+        got = []
+        for p in paths:
+            try:
+                got.append((Path(p).name, _read(p)))
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                failed.append(f"{p}: {exc}")
+        return got
+
+    if donor_files is None:
+        photos = read_all(files)
+        donors, targets = photos[: settings.n_donors], photos[settings.n_donors :]
+    else:
+        donors = read_all(donor_files)[: settings.n_donors]
+        used = {Path(p).resolve() for p in donor_files}
+        targets = read_all(f for f in files if Path(f).resolve() not in used)
+    targets = targets[: settings.max_targets] if settings.max_targets else targets
+    if len(donors) < 2 or not targets:
+        raise ValueError(f"forgery: need at least 2 donor photos and 1 held-out photo (got {len(donors)} donors, "
+                         f"{len(targets)} held out); give more photos or fewer --donors")
+
+    def step(name: str) -> None:
+        if log is not None:
+            log(name)
+
+    step(f"stamping {len(donors)} donor and {len(targets)} held-out photos")
+    clean_d = [im for _, im in donors]
+    clean_t = [im for _, im in targets]
+    stamped_d = stamper.protect_batch(clean_d)
+    stamped_t = stamper.protect_batch(clean_t)
+    arr_t = [np.asarray(im) for im in clean_t]
+    arr_st = [np.asarray(im) for im in stamped_t]
+
+    step("scanning the unattacked photos")
+    base_clean = stamper.scan_batch(clean_t)
+    base_stamped = stamper.scan_batch(stamped_t)
+    rows = [_row("none", "forging", base_clean), _row("none", "removal", base_stamped)]
+
+    def forged_row(attack: str, patterns: Sequence[np.ndarray], psnr_db: float, **params) -> dict:
+        forged, ps = [], []
+        for a, pat in zip(arr_t, patterns):
+            out, p = add_at_psnr(a, pat, psnr_db)
+            forged.append(Image.fromarray(out))
+            ps.append(p)
+        return _row(attack, "forging", stamper.scan_batch(forged), ps, psnr_target=psnr_db, **params)
+
+    step("grating forgeries")
+    rng = np.random.default_rng(settings.seed)
+    for psnr_db in settings.psnrs:
+        for cycles in list(settings.gratings) + [c for c in settings.grating_set if c not in settings.gratings]:
+            pats = [grating(*a.shape[:2], cycles, float(rng.uniform(0, 2 * np.pi)))[..., None] for a in arr_t]
+            rows.append(forged_row("grating", pats, psnr_db, cycles=_fmt_cycles(cycles),
+                                   chosen="given" if cycles in settings.gratings else "set"))
+        drawn = [settings.grating_set[int(rng.integers(0, len(settings.grating_set)))] for _ in arr_t]
+        pats = [grating(*a.shape[:2], c, float(rng.uniform(0, 2 * np.pi)))[..., None] for a, c in zip(arr_t, drawn)]
+        rows.append(forged_row("grating", pats, psnr_db, cycles="random from the set", chosen="random"))
+        pats = [rng.normal(size=a.shape).astype(np.float32) for a in arr_t]
+        rows.append(forged_row("white noise (control)", pats, psnr_db))
+
+    step("residuals (" + ", ".join(settings.denoisers) + ")")
+    size = settings.common_size
+    resid: dict[str, dict[str, list[np.ndarray]]] = {}
+    notes: list[str] = []
+    shares: dict[str, list[float]] = {}
+
+    def keep(kind: str, group: str, r: np.ndarray) -> None:
+        resid.setdefault(kind, {}).setdefault(group, []).append(resize_planes(r, (size, size)))
+        shares.setdefault(f"{kind}:{group}", []).append(power_share(luma(r), settings.top_k))
+
+    for c_img, s_img in zip(clean_d + clean_t, stamped_d + stamped_t):
+        keep("stamp", "stamped", np.asarray(s_img, np.float32) - np.asarray(c_img, np.float32))
+    denoisers = []  # estimates that could be made: "gaussian@full", "nlm@256", ...
+    for name in settings.denoisers:
+        fn = DENOISERS[name]
+        for at in settings.residual_at:
+            kind = f"{name}@{'full' if at == 'full' else size}"
+            try:
+                for c_img, s_img in zip(clean_d, stamped_d):
+                    for group, img in (("stamped", s_img), ("clean", c_img)):
+                        x = np.asarray(img, np.float32)
+                        keep(kind, group, noise_residual(x if at == "full" else resize_planes(x, (size, size)), fn))
+                denoisers.append(kind)
+            except DenoiserUnavailable as exc:
+                resid.pop(kind, None)
+                shares.pop(f"{kind}:stamped", None)
+                shares.pop(f"{kind}:clean", None)
+                notes.append(f"{kind} residuals skipped: {exc}")
+    n_d = len(donors)
+
+    step("averaged-residual forgeries")
+    estimates = {}
+    for name in denoisers:
+        estimates[name] = np.mean(resid[name]["stamped"], axis=0)
+        control = np.mean(resid[name]["clean"], axis=0)
+        for psnr_db in settings.psnrs:
+            for label, avg in ((f"averaged residual ({name})", estimates[name]),
+                               (f"averaged residual of clean photos ({name}, control)", control)):
+                pats = [resize_planes(avg, a.shape[:2]) for a in arr_t]
+                rows.append(forged_row(label, pats, psnr_db, n_donors=n_d))
+    oracle = np.mean(resid["stamp"]["stamped"][:n_d], axis=0)
+    for psnr_db in settings.psnrs:
+        pats = [resize_planes(oracle, a.shape[:2]) for a in arr_t]
+        rows.append(forged_row("averaged true stamp (oracle)", pats, psnr_db, n_donors=n_d))
+    for name in denoisers:  # the grating at the estimate's strongest frequency
+        peak = top_bins(luma(estimates[name]), 1)[0]
+        for psnr_db in settings.psnrs:
+            pats = [grating(*a.shape[:2], peak, float(rng.uniform(0, 2 * np.pi)))[..., None] for a in arr_t]
+            rows.append(forged_row(f"grating at the estimate's peak ({name})", pats, psnr_db,
+                                   cycles=_fmt_cycles(peak)))
+
+    step("notch removal")
+    estimated_bins = {}
+    for name in denoisers:
+        for k in settings.notch_bins:
+            bins = top_bins(luma(estimates[name]), k)
+            estimated_bins[f"{name}:{k}"] = [_fmt_cycles(b) for b in bins]
+            ctrl = random_bins_like(rng, bins)
+            for label, bb in ((f"notch ({name})", bins), (f"notch at random bins ({name}, control)", ctrl)):
+                notched, p_st, p_cl = [], [], []
+                for a_s, a_c in zip(arr_st, arr_t):
+                    out = np.clip(np.rint(notch(a_s, bb, settings.notch_radius)), 0, 255).astype(np.uint8)
+                    notched.append(Image.fromarray(out))
+                    p_st.append(psnr(out, a_s))
+                    p_cl.append(psnr(out, a_c))
+                row = _row(label, "removal", stamper.scan_batch(notched), p_st, bins=len(bb),
+                           radius=settings.notch_radius)
+                row["mean_psnr_vs_clean"] = float(np.mean(p_cl))
+                rows.append(row)
+
+    step("residual statistics")
+    stats = {}
+    for kind, groups in resid.items():
+        for group, planes in groups.items():
+            key = f"{kind}:{group}"
+            sh = np.array(shares[key])
+            stats[key] = {"n": len(planes), "top_k": settings.top_k, "power_share_mean": float(sh.mean()),
+                          "power_share_min": float(sh.min()), "power_share_max": float(sh.max()),
+                          **residual_cosines([luma(p) for p in planes])}
+    summary = {
+        "model": stamper.card.name, "threshold": stamper.card.threshold(), "n_donors": n_d,
+        "n_targets": len(targets), "donors": [n for n, _ in donors], "targets": [n for n, _ in targets],
+        "failed": failed, "notes": notes, "settings": asdict(settings), "results": rows,
+        "estimated_bins": estimated_bins, "residual_stats": stats,
+        "method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
+    }
+    from ..imageio import atomic_write_bytes
+
+    atomic_write_bytes(out_dir / "forgery.json", (json.dumps(summary, indent=2) + "\n").encode())
+    atomic_write_bytes(out_dir / "forgery.md", forgery_markdown(summary).encode())
+    return summary
+
+
+def _f(v: object, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def forgery_markdown(summary: dict) -> str:
+    """The forgery report: one table of attacks, one of residual statistics."""
+    lines = [f"# Model-free forgery and removal: {summary['model']}", "",
+             (f"{summary['n_donors']} stamped donor photos give the residuals; {summary['n_targets']} held-out "
+             f"photos receive the forgeries (clean) or the notch (stamped). Threshold {summary['threshold']:.3f} "
+             "(the card's calibrated operating point). *rate*: share flagged as stamped (forging: higher is worse; "
+             "removal: share still detected, lower is worse)."), "",
+             "| attack | goal | parameters | flagged | rate | PSNR (mean / min) | mean score |",
+             "|---|---|---|---|---|---|---|"]
+    skip = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
+    for r in summary["results"]:
+        params = ", ".join(f"{k} {v}" for k, v in r.items() if k not in skip)
+        ps = f"{_f(r.get('mean_psnr'), 1)} / {_f(r.get('min_psnr'), 1)}" if "mean_psnr" in r else "-"
+        lines.append(f"| {r['attack']} | {r['goal']} | {params} | {r['flagged']}/{r['n']} | {_f(r['rate'])} | {ps} | "
+                     f"{_f(r['mean_score'], 2)} |")
+    lines += ["", "## Residual statistics", "",
+              ("*stamp*: stamped minus clean photo (the defender's view); *gaussian*/*nlm*: photo minus its denoised "
+              "copy (the attacker's view), of stamped and, as a baseline, clean photos. Power share: of a residual's "
+              "luma power in its strongest FFT bins; cosines between luma residuals squashed to a common size."), "",
+              ("| residual | photos | power share in top bins (mean, min-max) | mean pairwise cosine | "
+              "cosine with the mean of the others (mean, min) |"), "|---|---|---|---|---|"]
+    for key, s in summary["residual_stats"].items():
+        lines.append(f"| {key} | {s['n']} | {_f(s['power_share_mean'])} ({_f(s['power_share_min'])}-"
+                     f"{_f(s['power_share_max'])}), top {s['top_k']} | {_f(s['mean_pairwise_cosine'])} | "
+                     f"{_f(s['loo_cosine_mean'])}, {_f(s['loo_cosine_min'])} |")
+    for key, bins in summary["estimated_bins"].items():
+        lines.append("")
+        lines.append(f"Strongest bins of the averaged residual ({key}): {', '.join(bins[:10])}"
+                     + (" ..." if len(bins) > 10 else ""))
+    for note in summary["notes"]:
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
