@@ -73,7 +73,22 @@ class InvisibleWatermark:
         return out
 
 
-def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
+def perceptual_cost(stamped: list[Image.Image], originals: list[Image.Image]) -> dict[str, object]:
+    """SSIMULACRA 2 and Butteraugli max-norm of each stamped photo against its original: mean,
+    worst (lowest SSIMULACRA 2, highest Butteraugli), and what computed them."""
+    from deepraft.eval.quality import perceptual, perceptual_setup
+
+    tool, note = perceptual_setup(())
+    rows = [perceptual(np.asarray(o), {"": np.asarray(s.convert("RGB"))}, tool) for s, o in zip(stamped, originals)]
+    out: dict[str, object] = {"perceptual_note": note}
+    for key, worst in (("ssimulacra2", min), ("butteraugli_max", max)):
+        vals = [r[key] for r in rows if key in r]
+        if vals:
+            out[f"{key}_mean"], out[f"{key}_worst"] = float(np.mean(vals)), float(worst(vals))
+    return out
+
+
+def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual: bool = True) -> dict:
     from rich.progress import track
 
     from deepraft.calibrate import threshold_at_fpr
@@ -91,6 +106,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
         stamped = [m.embed(im) for im in originals]
         embed_s = (time.perf_counter() - t0) / len(originals)
         psnrs = [psnr_uint8(np.asarray(s), np.asarray(o)) for s, o in zip(stamped, originals)]
+        perc = perceptual_cost(stamped, originals) if perceptual else {}
         pos: dict[str, list[float]] = {}
         neg: dict[str, list[float]] = {}
         t_detect, n_detect = 0.0, 0
@@ -116,8 +132,9 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
                 for lab in pos}
         results[m.name] = {"embed_s_per_image": round(embed_s, 4), "detect_s_per_image": round(t_detect / n_detect, 4),
                            "psnr_mean": float(np.mean(psnrs)), "psnr_min": float(np.min(psnrs)),
-                           "threshold": thr, "n_clean_pooled": int(pooled.size), "conditions": rows}
-        print(f"{m.name}: PSNR {np.mean(psnrs):.2f} dB, embed {embed_s:.3f} s, "
+                           **perc, "threshold": thr, "n_clean_pooled": int(pooled.size), "conditions": rows}
+        print(f"{m.name}: PSNR {np.mean(psnrs):.2f} dB, SSIMULACRA 2 {perc.get('ssimulacra2_mean', float('nan')):.2f}, "
+              f"Butteraugli max {perc.get('butteraugli_max_mean', float('nan')):.2f}, embed {embed_s:.3f} s, "
               f"detect {t_detect / n_detect * 1000:.1f} ms per image", flush=True)
     return {"photos": len(photos), "variants": variants, "conditions": [c.label for c in conds], "methods": results}
 
@@ -125,13 +142,18 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int) -> dict:
 def markdown(res: dict) -> str:
     names = list(res["methods"])
     lines = ["# deepraft vs invisible-watermark", "",
-             f"{res['photos']} photos, {res['variants']} variant(s) per photo and condition, each stamped and clean. "
+             (f"{res['photos']} photos, {res['variants']} variant(s) per photo and condition, each stamped and clean. "
              "TPR at the threshold that gives FPR 1e-3 on each method's pooled clean samples "
-             f"({next(iter(res['methods'].values()))['n_clean_pooled']} per method).", "",
+             f"({next(iter(res['methods'].values()))['n_clean_pooled']} per method)."), "",
              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for key, label in (("psnr_mean", "PSNR dB (mean)"), ("embed_s_per_image", "embed s / image"),
-                       ("detect_s_per_image", "detect s / image")):
-        lines.append(f"| {label} | " + " | ".join(f"{res['methods'][n][key]:.4g}" for n in names) + " |")
+    for key, label in (("psnr_mean", "PSNR dB (mean)"),
+                       ("ssimulacra2_mean", "SSIMULACRA 2 (mean; higher: closer, 90: visually lossless)"),
+                       ("ssimulacra2_worst", "SSIMULACRA 2 (worst photo)"),
+                       ("butteraugli_max_mean", "Butteraugli max-norm (mean; lower: closer, <1: looks the same)"),
+                       ("butteraugli_max_worst", "Butteraugli max-norm (worst photo)"),
+                       ("embed_s_per_image", "embed s / image"), ("detect_s_per_image", "detect s / image")):
+        if all(key in res["methods"][n] for n in names):
+            lines.append(f"| {label} | " + " | ".join(f"{res['methods'][n][key]:.4g}" for n in names) + " |")
     lines += ["", "| attack | " + " | ".join(f"TPR {n}" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for lab in res["conditions"]:
         lines.append(f"| {lab} | " + " | ".join(f"{res['methods'][n]['conditions'][lab]['tpr']:.3f}" for n in names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,18 @@ def test_peers_run_scores_tables_and_plot(peers, tmp_path):
         assert 30 < m["psnr_mean"] < 60 and m["embed_s_per_image"] > 0 and m["detect_s_per_image"] > 0
         assert all(0.0 <= row["tpr"] <= 1.0 and row["fpr"] == 0.0 for row in m["conditions"].values())
     # unmodified stamped photos: deepraft finds every stamp; the peer's decoded payload matches
-    # better on its stamped photos than on clean ones (its own decoding rule)
-    assert ours["conditions"]["none"]["tpr"] == 1.0 and peer["conditions"]["none"]["auc"] > 0.9
+    # better on its stamped photos than on clean ones (its own decoding rule), though not after
+    # variant 1's light crop, which dwtDctSvd does not always survive (AUC 0.81 measured here)
+    assert ours["conditions"]["none"]["tpr"] == 1.0 and peer["conditions"]["none"]["auc"] > 0.7
     assert ours["conditions"]["jpeg 50"]["tpr"] == 1.0
+    # the perceptual cost of each method's stamp (SSIMULACRA 2 always; Butteraugli where installed)
+    for m in (ours, peer):
+        assert m["ssimulacra2_worst"] <= m["ssimulacra2_mean"] < 100.0
+        if shutil.which("butteraugli"):
+            assert m["butteraugli_max_worst"] >= m["butteraugli_max_mean"] > 0.0
     lines = peers.comparison(res)
     assert len(lines) == 1 and lines[0].startswith("- deepraft default vs invisible-watermark dwtDctSvd: higher TPR on ")
     md = peers.markdown(res)
-    assert "| jpeg 50 |" in md and lines[0] in md
+    assert "| jpeg 50 |" in md and lines[0] in md and "| SSIMULACRA 2 (mean;" in md
     peers.plot(res, tmp_path / "peers.png")
     assert (tmp_path / "peers.png").stat().st_size > 1000

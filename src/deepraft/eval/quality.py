@@ -170,6 +170,21 @@ def column(metric: str, copy: str) -> str:
     return f"{metric}_{copy}" if copy else metric
 
 
+def perceptual_setup(jpeg_references: Sequence[int]) -> tuple[str | None, str]:
+    """(the butteraugli command, or None where it is missing, and a sentence for a summary
+    saying what computed the perceptual metrics, or why Butteraugli was skipped)."""
+    from importlib.metadata import version
+
+    refs = ", ".join(f"q{q}" for q in jpeg_references) or "none"
+    note = (f"SSIMULACRA 2 from the Python package ssimulacra2 {version('ssimulacra2')}; references: the original "
+            f"re-saved as JPEG {refs} (Pillow, 4:2:0).")
+    try:
+        path = butteraugli_tool()
+    except ButteraugliUnavailable as exc:
+        return None, f"{note} {exc}."
+    return path, f"{note} Butteraugli max-norm from {path} (the 2017 release; it gives no 3-norm)."
+
+
 def perceptual(ref: np.ndarray, copies: dict[str, np.ndarray], butteraugli_path: str | None) -> dict[str, float]:
     """SSIMULACRA 2 and (when ``butteraugli_path`` is given) the Butteraugli max-norm of every
     named copy against ``ref``, keyed by :func:`column`. The Butteraugli runs go on in a

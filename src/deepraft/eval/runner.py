@@ -29,15 +29,14 @@ from ..imageio import ImageError, atomic_write_bytes, picture_from_pil
 from .distortions import GRID, QUICK_GRID, Condition, conditions, crop
 from .metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from .quality import (
-    ButteraugliUnavailable,
     LpipsUnavailable,
-    butteraugli_tool,
     column,
     column_stats,
     jpeg_copy,
     lpips_metric,
     ms_ssim,
     perceptual,
+    perceptual_setup,
     ssim,
 )
 from .quick import psnr_uint8
@@ -151,15 +150,7 @@ def _perceptual_note(settings: EvalSettings) -> tuple[str | None, str]:
     """(the butteraugli command or None, a sentence for the summary)."""
     if not settings.perceptual:
         return None, "Perceptual metrics (SSIMULACRA 2, Butteraugli) skipped by the settings."
-    from importlib.metadata import version
-
-    note = (f"SSIMULACRA 2 from the Python package ssimulacra2 {version('ssimulacra2')}; references: the original "
-            f"re-saved as JPEG {', '.join(f'q{q}' for q in settings.jpeg_references)} (Pillow, 4:2:0).")
-    try:
-        path = butteraugli_tool()
-    except ButteraugliUnavailable as exc:
-        return None, f"{note} {exc}."
-    return path, f"{note} Butteraugli max-norm from {path} (2017 release; it gives no 3-norm)."
+    return perceptual_setup(settings.jpeg_references)
 
 
 def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
