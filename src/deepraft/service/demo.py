@@ -28,6 +28,7 @@ from typing import Annotated
 
 import anyio
 from fastapi import Cookie, Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
@@ -47,6 +48,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "deepraft_demo"
 SESSION_SECONDS = 12 * 3600
 SCHEMA_VERSION = 2
+MAX_ID = 2**63 - 1  # SQLite's INTEGER range
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -336,7 +338,7 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
     @app.get("/demo/api/pictures/{mid}", responses={
         **unauthorised, 404: _error_doc("No such message for this account."),
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The picture."}})
-    async def picture(mid: int, account: Session) -> Response:
+    async def picture(mid: Annotated[int, PathParam(ge=1, le=MAX_ID)], account: Session) -> Response:
         msg = await store.run(store.message_for, mid, account)
         if msg is None:
             raise ServiceError(404, "no such message for this account")
@@ -388,7 +390,7 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
 
     @app.post("/demo/api/forward", max_body_size=limit, responses={**unauthorised, **blocked_doc,
                                               404: _error_doc("No such message for this account.")})
-    async def forward(account: Session, recipient: Annotated[str, Form()], message_id: Annotated[int, Form()]) -> Sent:
+    async def forward(account: Session, recipient: Annotated[str, Form()], message_id: Annotated[int, Form(ge=1, le=MAX_ID)]) -> Sent:
         """Forward a message this account sent or received; stamped pictures are blocked."""
         _account(recipient)
         msg = await store.run(store.message_for, message_id, account)
