@@ -5,8 +5,8 @@
 Prints mean/min PSNR and, at the card's calibrated FPR-1e-3 threshold, the TPR on unmodified
 stamped photos and after JPEG quality 50, and the FPR on the clean originals (also after
 JPEG 50). Then, per photo, the perceptual cost of the stamp, SSIMULACRA 2 and Butteraugli
-(max-norm), beside the same photo re-saved as JPEG quality 90 and 95 (about 1 s per megapixel
-and copy on two free cores; --no-perceptual skips them). Writes
+(max-norm), beside the same photo re-saved as JPEG quality 90 and 95 (about 2 CPU-seconds
+per megapixel and copy; --no-perceptual skips them). Writes
 benchmarks/results/check_<model>.json.
 """
 

@@ -61,6 +61,7 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
 
     r = run_cli("report", out)
     assert r.returncode == 0 and "## 2. Imperceptibility" in r.stdout and "40.72" in r.stdout
+    assert "| SSIMULACRA 2 |" in r.stdout and "| JPEG q90 of the same 8 photos |" in r.stdout
 
 
 def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir):

@@ -59,7 +59,8 @@ class EvalSettings:
     @classmethod
     def quick(cls) -> EvalSettings:
         """A few representative attacks, 4 variants, 8 photos; one JPEG reference (q90): the
-        perceptual metrics cost about 1 s per megapixel and copy on two free cores."""
+        perceptual metrics cost about 2 CPU-seconds per megapixel and copy (SSIMULACRA 2 and
+        Butteraugli run side by side on two cores)."""
         return cls(grid=list(QUICK_GRID), variants=4, max_photos=8, jpeg_references=(90,))
 
 
