@@ -296,6 +296,9 @@ class ForgerySettings:
     common_size: int = 256
     notch_bins: tuple[int, ...] = (10, 20, 50)
     notch_radius: int = 1
+    notch_min_cycles: float = 8.0
+    """The notch leaves frequencies under this alone: they carry the picture itself, and
+    zeroing them costs more PSNR than a stamp is worth."""
     top_k: int = 20
     max_targets: int | None = 20
     """Held-out photos the forgeries are added to (and the notch applied to, stamped)."""
@@ -474,9 +477,10 @@ def run_forgery(stamper, files: Sequence[Path], out_dir: Path, settings: Forgery
     step("notch removal")
     estimated_bins = {}
     for name in denoisers:
+        ranked = top_bins(luma(estimates[name]), max(settings.notch_bins), settings.notch_min_cycles)
+        estimated_bins[name] = [_fmt_cycles(b) for b in ranked]
         for k in settings.notch_bins:
-            bins = top_bins(luma(estimates[name]), k)
-            estimated_bins[f"{name}:{k}"] = [_fmt_cycles(b) for b in bins]
+            bins = ranked[:k]
             ctrl = random_bins_like(rng, bins)
             for label, bb in ((f"notch ({name})", bins), (f"notch at random bins ({name}, control)", ctrl)):
                 notched, p_st, p_cl = [], [], []
@@ -486,8 +490,7 @@ def run_forgery(stamper, files: Sequence[Path], out_dir: Path, settings: Forgery
                     p_st.append(psnr(out, a_s))
                     p_cl.append(psnr(out, a_c))
                 row = _row(label, "removal", stamper.scan_batch(notched), p_st, bins=len(bb),
-                           radius=settings.notch_radius)
-                row["mean_psnr_vs_clean"] = float(np.mean(p_cl))
+                           radius=settings.notch_radius, mean_psnr_vs_clean=float(np.mean(p_cl)))
                 rows.append(row)
 
     step("residual statistics")
@@ -530,7 +533,7 @@ def forgery_markdown(summary: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     skip = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
     for r in summary["results"]:
-        params = ", ".join(f"{k} {v}" for k, v in r.items() if k not in skip)
+        params = ", ".join(f"{k} {_f(v, 1)}" for k, v in r.items() if k not in skip)
         ps = f"{_f(r.get('mean_psnr'), 1)} / {_f(r.get('min_psnr'), 1)}" if "mean_psnr" in r else "-"
         lines.append(f"| {r['attack']} | {r['goal']} | {params} | {r['flagged']}/{r['n']} | {_f(r['rate'])} | {ps} | "
                      f"{_f(r['mean_score'], 2)} |")
@@ -546,8 +549,9 @@ def forgery_markdown(summary: dict) -> str:
                      f"{_f(s['loo_cosine_mean'])}, {_f(s['loo_cosine_min'])} |")
     for key, bins in summary["estimated_bins"].items():
         lines.append("")
-        lines.append(f"Strongest bins of the averaged residual ({key}): {', '.join(bins[:10])}"
-                     + (" ..." if len(bins) > 10 else ""))
+        lines.append(f"Strongest bins of the averaged residual ({key}), whitened, from "
+                     f"{summary['settings']['notch_min_cycles']:g} cycles: {', '.join(bins[:20])}"
+                     + (" ..." if len(bins) > 20 else ""))
     for note in summary["notes"]:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"
