@@ -1,7 +1,7 @@
 """The ``deepraft`` command line.
 
 Exit codes: 0 every input processed; 1 some inputs failed (the others were still processed);
-2 usage error; 3 ``scan --fail-on-protected`` found a stamp.
+2 usage error; 3 ``scan --fail-on-protected`` found a stamp; 4 ``serve`` cannot listen.
 """
 
 from __future__ import annotations
