@@ -38,10 +38,7 @@ class DeepRaft:
         return Image.fromarray(self.stamper.protect_pictures([Picture(rgb=np.asarray(img))])[0].rgb)
 
     def scores(self, imgs: list[Image.Image]) -> list[float]:
-        from deepraft.imageio import work_copy
-
-        arrays = [work_copy(np.asarray(im.convert("RGB")), self.stamper.work_size) for im in imgs]
-        return [r.score for r in self.stamper.scan_work_copies(arrays)]
+        return [r.score for r in self.stamper.scan_batch([im.convert("RGB") for im in imgs])]
 
 
 class InvisibleWatermark:

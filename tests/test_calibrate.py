@@ -70,3 +70,13 @@ def test_bootstrap_threshold_keeps_an_outlier_photo_in():
     assert abs(bootstrap_threshold(iid, 0.1) - threshold_at_fpr(np.concatenate(iid), 0.1)) < 0.1
     with pytest.raises(ValueError):
         bootstrap_threshold([[], []], 0.1)
+
+
+def test_benign_variants_include_turns_borders_and_rotations():
+    from deepraft.calibrate import benign_variant
+
+    img = synthetic_photo(1, 120, 80)
+    rng = np.random.default_rng(0)
+    shapes = {benign_variant(img, rng).size for _ in range(200)}
+    assert any(w < h for w, h in shapes)  # quarter turns make landscape photos portrait
+    assert any(w > 120 and h > 80 for w, h in shapes)  # borders make them larger

@@ -125,3 +125,28 @@ def test_iter_image_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     found = iter_image_files([tmp_path / "d"])
     assert [str(r) for _, r in found] == ["a.jpg", "e/b.PNG"]
+
+
+@pytest.mark.parametrize("mode", ["square", "area"])
+def test_work_copy_from_pil_equals_the_array_path(mode):
+    from deepraft.imageio import picture_from_pil, work_copy, work_copy_from_pil
+
+    img = synthetic_photo(3, 640, 400)
+    fast = work_copy_from_pil(img, 64, mode)
+    slow = work_copy(picture_from_pil(img).rgb, 64, mode)
+    assert np.array_equal(fast, slow)
+    assert fast.shape == ((64, 64, 3) if mode == "square" else (51, 81, 3))
+    rgba = img.convert("RGBA")  # another mode goes through the full decode, same pixels
+    assert np.array_equal(work_copy_from_pil(rgba, 64, mode), slow)
+
+
+def test_work_copy_from_pil_applies_exif_rotation_and_the_pixel_limit():
+    from deepraft.imageio import work_copy_from_pil
+
+    img = synthetic_photo(4, 120, 60)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 on display
+    rotated = Image.open(io.BytesIO(_bytes(img, "JPEG", exif=exif.tobytes())))
+    assert work_copy_from_pil(rotated, 32, "area").shape[:2] == (45, 23)  # portrait after rotation
+    with pytest.raises(ImageError, match="over the limit"):
+        work_copy_from_pil(img, 32, "area", max_pixels=1000)

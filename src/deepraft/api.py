@@ -21,6 +21,7 @@ from .imageio import (
     read_work_copy,
     save_image,
     work_copy,
+    work_copy_from_pil,
 )
 from .models import StampModel, build_model
 from .models import functional as Fn
@@ -159,13 +160,21 @@ class Stamper:
         thr = self.card.threshold(fpr)
         return ScanResult(protected=bool(score > thr), score=float(score), threshold=thr)
 
+    def _work_array(self, image: ImageLike) -> np.ndarray:
+        """The working copy of one image; a PIL image is resized directly (no full-size array)."""
+        if isinstance(image, Picture):
+            return work_copy(image.rgb, self.work_size, self.work_mode)
+        if isinstance(image, Image.Image):
+            return work_copy_from_pil(image, self.work_size, self.work_mode, max_pixels=self.max_pixels)
+        raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
+
     def scan(self, image: ImageLike, fpr: float | None = None) -> ScanResult:
         """Is the stamp in ``image``? ``fpr`` picks another calibrated operating point."""
-        return self._result(self.scores([self._picture(image)])[0], fpr)
+        return self.scan_batch([image], fpr)[0]
 
     def scan_batch(self, images: Sequence[ImageLike], fpr: float | None = None) -> list[ScanResult]:
         self.card.threshold(fpr)  # fail before scoring on an uncalibrated FPR
-        return [self._result(s, fpr) for s in self.scores([self._picture(im) for im in images])]
+        return self.scan_work_copies([self._work_array(im) for im in images], fpr)
 
     # -- files -----------------------------------------------------------------------------
     def read(self, path: str | os.PathLike[str]) -> Picture:

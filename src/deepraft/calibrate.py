@@ -69,10 +69,21 @@ def _resize(img: Image.Image, scale: float) -> Image.Image:
     return img.resize((max(16, round(w * scale)), max(16, round(h * scale))), Image.Resampling.BICUBIC)
 
 
+def _pad(img: Image.Image, fraction: float, rng: np.random.Generator) -> Image.Image:
+    """A border adding ``fraction`` of each side in total, in black, white or a random grey."""
+    w, h = img.size
+    colour = [(0, 0, 0), (255, 255, 255), (int(rng.integers(256)),) * 3][int(rng.integers(3))]
+    pw, ph = round(w * fraction), round(h * fraction)
+    canvas = Image.new("RGB", (w + pw, h + ph), colour)
+    canvas.paste(img, (int(rng.integers(0, pw + 1)), int(rng.integers(0, ph + 1))))
+    return canvas
+
+
 def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """One random everyday edit (or chain of edits) of a clean RGB photo."""
     out = img
-    kinds = rng.choice(["crop", "resize", "color", "flip", "none"], size=int(rng.integers(1, 3)), replace=False)
+    kinds = rng.choice(["crop", "resize", "color", "flip", "turn", "pad", "rotate", "caption", "none"],
+                       size=int(rng.integers(1, 3)), replace=False)
     for kind in kinds:
         if kind == "crop":
             out = _crop(out, float(rng.uniform(0.3, 0.95)), rng)
@@ -84,6 +95,18 @@ def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
             out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.0, 2.0)))
         elif kind == "flip":
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        elif kind == "turn":  # a quarter, half or three-quarter turn, or an upside-down mirror
+            out = out.transpose([Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                                 Image.Transpose.ROTATE_270, Image.Transpose.FLIP_TOP_BOTTOM][int(rng.integers(4))])
+        elif kind == "pad":  # letterbox / frame: 5-30 % of the side in a flat colour
+            out = _pad(out, float(rng.uniform(0.05, 0.3)), rng)
+        elif kind == "rotate":  # a slight turn, black corners kept
+            out = out.rotate(float(rng.uniform(-30, 30)), resample=Image.Resampling.BICUBIC)
+        elif kind == "caption":  # a bar of flat colour over 5-20 % of the height
+            out = out.copy()
+            bar = max(1, int(out.size[1] * rng.uniform(0.05, 0.2)))
+            top = 0 if rng.random() < 0.5 else out.size[1] - bar
+            out.paste(tuple(int(v) for v in rng.integers(0, 256, 3)), (0, top, out.size[0], top + bar))
     codec = rng.choice(["jpeg", "jpeg", "webp", "none"])
     if codec == "jpeg":
         out = reencode(out, "JPEG", quality=int(rng.integers(30, 96))).convert("RGB")
@@ -117,7 +140,7 @@ class Calibration:
                 "fpr_resolution": fpr_resolution(self.n_negatives), "failed": self.failed,
                 "empirical_thresholds": self.empirical, "confidence": self.confidence,
                 "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
-                          "edits of them (JPEG/WebP, resize, crop, colour, flip); the card's threshold is its "
+                          "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, caption bars); the card's threshold is its "
                           f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
                           "photo are correlated), so that an unlucky draw of calibration photos does not set "
                           "it too low"}

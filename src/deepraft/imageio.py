@@ -204,6 +204,27 @@ def work_copy(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray:
     return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0))
 
 
+def work_copy_from_pil(img: Image.Image, size: int, mode: str = "square", source: str = "<image>",
+                       max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The working copy of an opened PIL image without a full-resolution array copy: an 8-bit
+    RGB image with no EXIF rotation is resized directly (the same pixels as :func:`work_copy`
+    of its array); anything else goes through :func:`picture_from_pil` first."""
+    from .models.functional import work_shape
+
+    w, h = img.size
+    plain = img.mode == "RGB" and w >= 1 and h >= 1 and (max_pixels is None or w * h <= max_pixels)
+    if plain and img.getexif().get(0x0112, 1) == 1:
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(source, f"truncated or corrupt image data ({exc})") from exc
+        wh, ww = work_shape(h, w, size, mode)
+        if (wh, ww) == (h, w):
+            return np.asarray(img)
+        return np.asarray(img.resize((ww, wh), Image.Resampling.BILINEAR, reducing_gap=3.0))
+    return work_copy(picture_from_pil(img, source, max_pixels=max_pixels, quiet=True).rgb, size, mode)
+
+
 def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, source: str | None = None,
                    max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str = "square") -> np.ndarray:
     """The (size, size, 3) uint8 working copy of an image, decoded as cheaply as possible.

@@ -1,3 +1,0 @@
-#!/usr/bin/env bash
-# Recipe of the bundled `hardened` model (see scripts/make_model.sh); resumable: rerun to continue.
-exec "$(dirname "$0")/make_model.sh" hardened "$@"
