@@ -229,16 +229,20 @@ def replay(x: torch.Tensor, record: AttackRecord, jpeg_mode: str = "real_ste") -
     return y
 
 
-def sample_negatives(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator) -> dict[str, torch.Tensor] | None:
+def sample_negatives(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator,
+                     strength: float = 1.0) -> dict[str, torch.Tensor] | None:
     """Which clean samples of a batch become forgeries (see ``StampModel.forward``): ``swap``
-    (another picture's stamp) with probability ``p_swap``, else ``use_pattern`` with
-    probability ``p_pattern``: a unit-RMS grating of random frequency, direction and phase, or
-    band-limited noise. None when neither is configured."""
+    (another picture's stamp) with probability ``p_swap * strength``, else ``use_pattern`` with
+    probability ``p_pattern * strength``: a unit-RMS grating of random frequency, direction and
+    phase, or band-limited noise. The curriculum's ``strength`` ramps them in with the attacks,
+    so the scanner first finds the stamp, then learns what merely looks like it. None when
+    neither is configured."""
     if cfg.p_swap <= 0 and cfg.p_pattern <= 0:
         return None
     u = torch.rand(n, generator=g)
-    swap = u < cfg.p_swap
-    use = (~swap) & (u < cfg.p_swap + cfg.p_pattern)
+    p_swap, p_pattern = cfg.p_swap * strength, cfg.p_pattern * strength
+    swap = u < p_swap
+    use = (~swap) & (u < p_swap + p_pattern)
     h, w = size
     grat = AF.grating(n, h, w, _uniform(n, 4.0, 0.4 * max(h, w), g), _uniform(n, 0.0, math.pi, g),
                       _uniform(n, 0.0, 2 * math.pi, g))

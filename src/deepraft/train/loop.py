@@ -90,7 +90,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1))
     noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2))
     record = attack.sample(2 * n, tuple(x.shape[-2:]), step, g)
-    negatives = sample_negatives(n, tuple(x.shape[-2:]), cfg.augment, g) if record.strength > 0 else None
+    negatives = (sample_negatives(n, tuple(x.shape[-2:]), cfg.augment, g, record.strength)
+                 if record.strength > 0 else None)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
