@@ -97,6 +97,11 @@ def test_forward_is_blocked_in_the_browser(server, browser, tmp_path):
     page.click("#send")
     expect(page.locator("#notice")).to_contain_text("Not sent: notes.txt: not a recognised image", timeout=60_000)
     expect(page.locator("#notice")).not_to_contain_text("Blocked")
+    # nor is an upload over --max-body-mb (8 MiB here)
+    page.set_input_files("#file", files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (9 << 20)}])
+    page.click("#send")
+    expect(page.locator("#notice")).to_contain_text("Not sent: request body larger than", timeout=60_000)
+    expect(page.locator("#notice")).not_to_contain_text("Blocked")
     # an ordinary photo goes through
     page.set_input_files("#file", str(ordinary))
     page.click("#send")
