@@ -33,6 +33,16 @@ def test_busy_port_exits_4_not_3():
     assert r.returncode != 3  # 3 is scan's "stamp found"
 
 
+def test_insecure_lifts_the_refusal():
+    """--insecure passes the check (shown without ever serving: the port is taken, exit 4)."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = _serve("--host", "0.0.0.0", "--port", str(port), "--insecure")
+    assert r.returncode == 4 and "refusing" not in r.stderr, (r.returncode, r.stderr)
+
+
 def test_help_is_never_cut():
     """Help renders fully at any width, terminal or not (it was cut to `--fail-on-protec…`)."""
     from typer.testing import CliRunner
