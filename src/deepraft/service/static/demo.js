@@ -32,7 +32,12 @@ class RequestError extends Error {
 }
 
 async function call(url, options = {}) {
-  const r = await fetch(url, { credentials: "same-origin", ...options });
+  let r;
+  try {
+    r = await fetch(url, { credentials: "same-origin", ...options });
+  } catch (e) {  // the connection failed or was closed before an answer came
+    throw new RequestError({ error: "the server did not answer (is the picture too large?)" }, 0);
+  }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new RequestError(body, r.status);
   return body;
