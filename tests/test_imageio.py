@@ -150,3 +150,26 @@ def test_work_copy_from_pil_applies_exif_rotation_and_the_pixel_limit():
     assert work_copy_from_pil(rotated, 32, "area").shape[:2] == (45, 23)  # portrait after rotation
     with pytest.raises(ImageError, match="over the limit"):
         work_copy_from_pil(img, 32, "area", max_pixels=1000)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` (no pixel data follows)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_a_400_megapixel_png_is_refused_with_our_limit_in_the_message(tmp_path):
+    from deepraft.imageio import read_work_copy
+
+    f = tmp_path / "bomb.png"
+    f.write_bytes(_png_header(20000, 20000))
+    for read in (lambda: read_image(f), lambda: read_work_copy(f, 64)):
+        with pytest.raises(ImageError, match=r"400,000,000 pixels, over the limit of 64,000,000") as info:
+            read()
+        assert "bomb.png" in str(info.value) and "MAX_IMAGE_PIXELS" not in str(info.value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -146,8 +147,19 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
                    format=fmt, source=source, notes=notes)
 
 
-def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None) -> Image.Image:
-    """Open an image lazily (header only), mapping every failure to :class:`ImageError`."""
+def _bomb_error(name: str, exc: Exception, max_pixels: int | None) -> ImageError:
+    """Our pixel limit in the message of Pillow's decompression-bomb refusal (Pillow refuses
+    past twice its own limit while reading the header, before our check can run)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)):,} pixels, " if found else ""
+    limit = f"the limit of {max_pixels:,}" if max_pixels is not None else "Pillow's safety limit"
+    return ImageError(name, f"image is {size}over {limit} (refused as a possible decompression bomb)")
+
+
+def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image lazily (header only), mapping every failure to :class:`ImageError`
+    (``max_pixels``: the limit named when Pillow refuses a decompression bomb)."""
     if isinstance(src, (bytes, bytearray)):
         name = source or "<bytes>"
         if not src:
@@ -171,7 +183,7 @@ def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
     except UnidentifiedImageError as exc:
         raise ImageError(name, "not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+        raise _bomb_error(name, exc, max_pixels) from exc
     except OSError as exc:
         raise ImageError(name, f"truncated or corrupt image data ({exc})") from exc
 
@@ -181,11 +193,11 @@ def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
     """Open and decode an image file, bytes or stream into a :class:`Picture` (``quiet``: see
     :func:`picture_from_pil`)."""
     name = source or (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>")
-    img = open_image(src, name)
+    img = open_image(src, name, max_pixels)
     try:
         return picture_from_pil(img, name, max_pixels, quiet)
     except Image.DecompressionBombError as exc:
-        raise ImageError(name, f"refused as a decompression bomb ({exc})") from exc
+        raise _bomb_error(name, exc, max_pixels) from exc
     finally:
         img.close()  # a file Pillow opened (a multi-frame GIF keeps it open) is closed here
 
@@ -233,7 +245,7 @@ def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, so
     than twice the working size, so a 12 MP photo costs a 1/8-scale decode; everything else
     (orientation, modes, the pixel limit) is as in :func:`read_image`. Alpha is ignored."""
     name = source or (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>")
-    img = open_image(src, name)
+    img = open_image(src, name, max_pixels)
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
         raise ImageError(name, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
