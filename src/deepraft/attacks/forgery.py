@@ -9,7 +9,12 @@ attacks work:
 * **averaged-residual forgery**: estimate the stamp as the average, over N stamped photos,
   of each photo minus its denoised copy (natural content averages out, a fixed stamp adds
   up), and add that average to clean photos;
-* **notch removal**: zero the strongest FFT bins of that estimate in a stamped photo.
+* **notch removal**: zero the FFT bins of that estimate that stand out most from their ring
+  (:func:`ring_whiten`), and their neighbours, in a stamped photo.
+
+Controls beside each: white noise at the same PSNR, the averaged residual of the same photos
+unstamped, a notch at random bins of the same radii, and the average of the true stamps (the
+defender's oracle: what a perfect estimate would forge).
 
 The statistics that predict these attacks are measured too: the share of a residual's power in
 its strongest FFT bins (a pure grating: 1; white noise: about k / pixels) and the cosine
@@ -17,7 +22,7 @@ between residuals of different photos (a fixed pattern: 1; independent noise: 0)
 
 Everything here is a pure function of numpy arrays (H,W,3 RGB in 0..255, H,W planes for one
 channel); :func:`run_forgery` is the thin loop that stamps and scans through the public API
-(``stamper.protect``, ``stamper.scan_batch``) and writes ``forgery.json`` and ``forgery.md``.
+(``stamper.protect_batch``, ``stamper.scan_batch``) and writes ``forgery.json`` and ``forgery.md``.
 
 Frequencies are in **cycles per picture**, written ``AxB``: A cycles down the picture's height,
 B across its width (numpy's (rows, columns) order); a negative B turns the grating the other
