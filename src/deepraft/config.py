@@ -47,6 +47,9 @@ class ModelConfig:
     """Window (working-copy pixels) of the local luminance deviation behind the texture mask."""
     mask_floor: float = 0.02
     """Added to the local deviation before ``mask_power``: how much stamp a flat area keeps."""
+    mask_ceiling: float | None = None
+    """Cap on the local deviation behind the texture mask (None: no cap): a hard edge gets no
+    more stamp than a textured area, so no blotch sits on it."""
     mask_gain: float | None = None
     """None: the mask is normalised to unit RMS per picture; a number makes it absolute (a
     just-noticeable-difference map): ``gain * (std + floor) ** power`` in [0,1] pixel units."""

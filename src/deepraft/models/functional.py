@@ -99,14 +99,18 @@ def local_std(y: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7, floor: float = 0.02,
-                 normalize: bool = True) -> torch.Tensor:
+                 normalize: bool = True, ceiling: float | None = None) -> torch.Tensor:
     """(B,1,h,w) mask that is larger where the luminance is textured: ``(std + floor)**power``
     of the local luminance, smoothed over 3x3. With ``normalize``, each mask has unit RMS (the
     stamp's strength is set afterwards); otherwise it is absolute, so a flat picture gets a
     weak stamp everywhere instead of the same stamp spread over its few textured pixels.
     The stamp hides in texture and shows on flat areas (sky, skin, walls): a small ``floor``
-    and ``power`` near 1 keep it out of flat areas."""
-    m = (local_std(to_luma(x), window) + floor) ** power
+    and ``power`` near 1 keep it out of flat areas; ``ceiling`` caps the local deviation, so
+    that a hard edge does not get a blotch."""
+    std = local_std(to_luma(x), window)
+    if ceiling is not None:
+        std = std.clamp(max=ceiling)
+    m = (std + floor) ** power
     m = F.avg_pool2d(F.pad(m, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     if not normalize:
         return m

@@ -35,7 +35,7 @@ class StampModel(nn.Module):
             r = Fn.low_pass(r, cfg.residual_blur)
         if cfg.mask == "texture":
             m = Fn.texture_mask(work, cfg.mask_power, cfg.mask_window, cfg.mask_floor,
-                                normalize=cfg.mask_gain is None)
+                                normalize=cfg.mask_gain is None, ceiling=cfg.mask_ceiling)
             r = r * (m if cfg.mask_gain is None else cfg.mask_gain * m)
         elif cfg.mask != "none":
             raise ValueError(f"unknown mask {cfg.mask!r}")
