@@ -225,3 +225,11 @@ def test_training_forward_forges_negatives_from_other_stamps():
     assert torch.allclose(y[0], torch.full((3, 8, 8), 0.3))  # the previous picture's stamp (roll)
     assert torch.allclose(y[1], torch.full((3, 8, 8), 0.2))  # a pattern at its own stamp's RMS
     assert torch.equal(y[2], x[2])
+
+
+def test_texture_mask_ceiling_caps_hard_edges():
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 16:] = 1.0  # one hard edge
+    free = Fn.texture_mask(x, power=1.0, window=5, floor=0.0, normalize=False)
+    capped = Fn.texture_mask(x, power=1.0, window=5, floor=0.0, normalize=False, ceiling=0.05)
+    assert free.max() > 0.4 and abs(float(capped.max()) - 0.05) < 1e-6
