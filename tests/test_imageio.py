@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from deepraft.imageio import (
     ImageError,
     atomic_write_bytes,
     encode_image,
+    image_files_in,
     iter_image_files,
     read_image,
     save_image,
@@ -45,7 +47,13 @@ def test_exif_orientation_applied(tmp_path):
     img.save(src, exif=exif.tobytes())
     pic = read_image(src)
     assert pic.rgb.shape[:2] == (60, 30)
-    assert Image.Exif().load(pic.exif) is None or 0x0112 not in pic.to_pil().getexif() or pic.to_pil().getexif()[0x0112] == 1
+    with Image.open(src) as stored:  # the same decoded pixels, turned 90 degrees clockwise
+        assert np.array_equal(pic.rgb, np.rot90(np.asarray(stored.convert("RGB")), k=-1))
+    out_exif = Image.Exif()
+    if pic.exif is not None:
+        out_exif.load(pic.exif)
+    assert out_exif.get(0x0112, 1) == 1  # the orientation tag is reset: a viewer must not turn it again
+    assert pic.to_pil().getexif().get(0x0112, 1) == 1
 
 
 def test_rgba_alpha_untouched(tmp_path):
@@ -121,10 +129,56 @@ def test_atomic_write_leaves_no_partial(tmp_path):
 
 def test_iter_image_files(tmp_path):
     (tmp_path / "d" / "e").mkdir(parents=True)
-    for name in ["d/a.jpg", "d/e/b.PNG", "d/notes.txt", "d/.hidden.jpg"]:
+    (tmp_path / "d" / ".cache").mkdir()
+    for name in ["d/a.jpg", "d/e/b.PNG", "d/notes.txt", "d/.hidden.jpg", "d/.cache/c.jpg"]:
         (tmp_path / name).write_bytes(b"x")
     found = iter_image_files([tmp_path / "d"])
     assert [str(r) for _, r in found] == ["a.jpg", "e/b.PNG"]
+    assert [str(r) for _, r in iter_image_files([tmp_path / "d"], recursive=False)] == ["a.jpg"]
+    # a file named on the command line is taken as given, hidden or not
+    assert iter_image_files([tmp_path / "d" / ".hidden.jpg"]) == [(tmp_path / "d" / ".hidden.jpg", Path(".hidden.jpg"))]
+
+
+def test_one_folder_walker_for_the_library_and_the_training_data(tmp_path):
+    from deepraft.data import find_images
+
+    for name in ["a.jpg", "sub/b.png", ".hidden.jpg", ".cache/c.jpg", "sub/.d.webp", "x.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    expected = [tmp_path / "a.jpg", tmp_path / "sub" / "b.png"]
+    assert image_files_in(tmp_path) == expected
+    assert find_images(tmp_path, "folder") == expected
+    assert [f for f, _ in iter_image_files([tmp_path])] == expected
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    import deepraft.fileio
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def boom(tmp, path):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(deepraft.fileio, "finish_temp_file", boom)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_pixel_limits_are_named_once():
+    """The limits live in deepraft.imageio; the CLI's and the service's defaults are those."""
+    import inspect
+
+    from deepraft import cli
+    from deepraft.imageio import DEFAULT_MAX_PIXELS, SERVICE_MAX_PIXELS
+    from deepraft.service.core import ServiceSettings
+
+    assert ServiceSettings().max_pixels == SERVICE_MAX_PIXELS
+    for command in (cli.protect, cli.scan):
+        assert inspect.signature(command).parameters["max_pixels"].default.default == DEFAULT_MAX_PIXELS
+    assert inspect.signature(cli.serve).parameters["max_pixels"].default.default == SERVICE_MAX_PIXELS
+    assert inspect.signature(cli._load).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS
 
 
 @pytest.mark.parametrize("mode", ["square", "area"])

@@ -25,7 +25,7 @@ from .imageio import (
 )
 from .models import StampModel, build_model
 from .models import functional as Fn
-from .train.checkpoint import load_weights
+from .weights_io import load_weights
 
 ImageLike = Union[Image.Image, Picture]
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig, from_dict, to_dict
+from .fileio import atomic_write_bytes
+from .weights_io import WEIGHTS_NAME, latest_checkpoint, read_model_config
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CARD_FILE = "card.json"
-WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_FILE = WEIGHTS_NAME
 
 
 @dataclass
@@ -98,8 +100,6 @@ def resolve_card(model: str | Path) -> ModelCard:
     """Find the card for a bundled name, a card folder or a run folder. A bundled name always
     means the bundled model, even where the working folder holds a folder of that name: write
     ``./default`` for the folder."""
-    from .train.checkpoint import latest_checkpoint, read_model_config
-
     path = Path(model)
     if is_bundled_name(model):
         path = WEIGHTS_DIR / str(model)  # a bundled name wins over a local folder of that name
@@ -119,7 +119,5 @@ def resolve_card(model: str | Path) -> ModelCard:
 
 
 def write_card(card: ModelCard, folder: Path) -> None:
-    from .imageio import atomic_write_bytes
-
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / CARD_FILE, (json.dumps(card.to_json(), indent=2) + "\n").encode())

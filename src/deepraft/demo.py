@@ -14,7 +14,6 @@ from PIL import Image
 from rich.table import Table
 
 from .data import find_images
-from .eval.quick import psnr_uint8
 from .imageio import (
     Picture,
     atomic_write_bytes,
@@ -22,6 +21,7 @@ from .imageio import (
     picture_from_pil,
     reencode,
 )
+from .measures import psnr_uint8
 
 
 def forward_jpeg(img: Image.Image) -> Image.Image:

@@ -15,17 +15,13 @@ from .card import WEIGHTS_FILE, ModelCard, sha256_file, write_card
 from .data import find_images
 from .imageio import picture_from_pil
 from .models import build_model
-from .train.checkpoint import (
-    latest_checkpoint,
-    load_weights,
-    read_model_config,
-    save_weights,
-)
+from .train.checkpoint import read_train_state
+from .weights_io import latest_checkpoint, load_weights, read_model_config, save_weights
 
 
 def _run_record(run_dir: Path, ckpt: Path) -> dict:
     """Steps, wall time and machine of a run, from its checkpoint ``ckpt`` and its run.json."""
-    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=False)
+    state = read_train_state(ckpt)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     return {"run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
             "hardware": info.get("hardware"), "torch": info.get("torch"), "data": info.get("data")}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,16 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .fileio import atomic_write_bytes
+from .fileio import finish_temp_file as finish_temp_file  # re-exported (moved to fileio)
+from .fileio import process_umask as process_umask  # re-exported (moved to fileio)
+
 DEFAULT_MAX_PIXELS = 64_000_000
-"""Largest image accepted by default (64 MP; deepraft is specified up to 50 MP)."""
+"""Largest image accepted by default (64 MP; deepraft is specified up to 50 MP): the library,
+the command line and every limit that is not the service's."""
+
+SERVICE_MAX_PIXELS = 50_000_000
+"""The HTTP service's default limit (``deepraft serve --max-pixels``): the specified 50 MP."""
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
@@ -297,55 +304,32 @@ def reencode(img: Image.Image, fmt: str, **save_kwargs: object) -> Image.Image:
     return out
 
 
-def process_umask() -> int:
-    """The process umask, read without changing it (os.umask would set it for all threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
-def finish_temp_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
-    """Give a temporary file the permissions of a normally created file and move it into place."""
-    os.chmod(tmp, 0o666 & ~process_umask())
-    os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename,
-    so a reader never sees a half-written file and a crash leaves no partial output."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        finish_temp_file(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_image(pic: Picture, path: str | os.PathLike[str], quality: int = 95) -> None:
     """Save atomically, the format chosen by the extension (JPEG quality 95, 4:4:4)."""
     atomic_write_bytes(path, encode_image(pic, format_for(path), quality, dest=str(path)))
 
 
+def is_hidden(path: Path, root: Path) -> bool:
+    """Does any part of ``path`` below ``root`` start with a dot (a hidden file or folder)?"""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def image_files_in(root: Path, recursive: bool = True) -> list[Path]:
+    """The image files under ``root`` (by extension), sorted; hidden files and everything in
+    hidden folders are left out. The one folder walker (protect, scan, eval, training data)."""
+    root = Path(root)
+    pattern = "**/*" if recursive else "*"
+    return sorted(f for f in root.glob(pattern)
+                  if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(f, root))
+
+
 def iter_image_files(paths: list[Path], recursive: bool = True) -> list[tuple[Path, Path]]:
     """Expand files and folders into (file, path relative to the given root) pairs, sorted.
-    Folders contribute files whose extension looks like an image; files are taken as given."""
+    Folders contribute their images (:func:`image_files_in`); files are taken as given."""
     out: list[tuple[Path, Path]] = []
     for p in paths:
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not f.name.startswith("."))
-            out += [(f, f.relative_to(p)) for f in files]
+            out += [(f, f.relative_to(p)) for f in image_files_in(p, recursive)]
         else:
             out.append((p, Path(p.name)))
     return out

@@ -16,13 +16,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from ..imageio import IMAGE_EXTENSIONS, ImageError, read_image
+from ..imageio import ImageError, image_files_in, read_image
 
 
 def find_images(root: Path, layout: str = "auto") -> list[Path]:
     """Image files of a data set folder.
 
-    * ``folder``: every image below ``root`` (recursive, hidden files skipped);
+    * ``folder``: every image below ``root`` (recursive; hidden files and folders skipped, as
+      :func:`deepraft.imageio.image_files_in`);
     * ``mirflickr``: MIRFlickr-25k, ``im<N>.jpg`` files (the ``meta/`` folders are skipped);
     * ``metfaces``: MetFaces, the aligned PNGs in ``images/`` (``unprocessed/`` skipped);
     * ``auto``: MetFaces if ``images/`` holds PNGs, MIRFlickr if ``im1.jpg`` is present,
@@ -44,8 +45,7 @@ def find_images(root: Path, layout: str = "auto") -> list[Path]:
         files = sorted((f for f in root.glob("**/im*.jpg") if f.stem[2:].isdigit()),
                        key=lambda f: int(f.stem[2:]))
     elif layout == "folder":
-        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                       and not any(part.startswith(".") for part in f.relative_to(root).parts))
+        files = image_files_in(root)
     else:
         raise ValueError(f"unknown data layout {layout!r}")
     if not files:

@@ -1,5 +1,5 @@
 """Imperceptibility metrics on 8-bit images: SSIM, MS-SSIM, LPIPS when possible, and the
-perceptual SSIMULACRA 2 and Butteraugli (PSNR: :func:`deepraft.eval.quick.psnr_uint8`)."""
+perceptual SSIMULACRA 2 and Butteraugli (PSNR: :func:`deepraft.measures.psnr_uint8`)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def run_certify(stamper, files: Sequence[Path], out_dir: Path, settings: Certify
 
 
 def plot_certified(out_dir: Path, summary: dict) -> Path:
-    from ..eval.plots import line_plot
+    from ..plotting import line_plot
 
     c = summary["curve"]
     curves = {"stamped": (c["radius"], c["stamped"]), "clean": (c["radius"], c["clean"])}
