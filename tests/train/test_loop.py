@@ -134,3 +134,103 @@ def test_cli_train_overrides_and_resume(tmp_path, photo_dir):
     r = run_cli(*args[:-1], "4")
     assert r.returncode == 0 and latest_checkpoint(tmp_path / "r").name == "step_0000004"
     assert run_cli(*args[:-2], "--no-resume").returncode == 2
+
+
+def test_train_state_loads_with_weights_only(tmp_path, photo_dir):
+    import numpy as np
+
+    from deepraft.train.checkpoint import read_train_state, set_rng_state
+
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "r", show_progress=False)
+    ckpt = latest_checkpoint(tmp_path / "r")
+    state = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)  # no extra globals
+    assert state["step"] == 2 and "optimizer" in state
+    set_rng_state(state["rng"])
+    a = np.random.rand(4)
+    set_rng_state(state["rng"])
+    assert np.array_equal(a, np.random.rand(4))  # the NumPy state round-trips exactly
+    # a checkpoint written before the tensor form (a NumPy array inside) still loads, weights_only
+    legacy = {**state, "rng": {**state["rng"], "numpy": np.random.get_state()}}
+    torch.save(legacy, ckpt / "train_state.pt")
+    assert read_train_state(ckpt)["rng"]["numpy"][0] == "MT19937"
+
+
+def test_no_unsafe_torch_load_in_the_package():
+    import ast
+
+    offenders = []
+    for path in (REPO / "src" / "deepraft").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "weights_only":
+                if not (isinstance(node.value, ast.Constant) and node.value.value is True):
+                    offenders.append(f"{path.name}:{node.value.lineno}")
+    assert offenders == []
+
+
+def _crash_on_rename(monkeypatch):
+    import deepraft.fileio
+
+    def boom(tmp, path):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(deepraft.fileio, "finish_temp_file", boom)
+
+
+def test_run_files_are_written_atomically(tmp_path, monkeypatch):
+    from deepraft.train.loop import write_run_files
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("old config\n")
+    (run / "run.json").write_text("{}\n")
+    _crash_on_rename(monkeypatch)
+    with pytest.raises(OSError, match="simulated"):
+        write_run_files(run, _cfg(), tmp_path, torch.device("cpu"), 1)
+    assert (run / "config.yaml").read_text() == "old config\n" and (run / "run.json").read_text() == "{}\n"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "run.json"]  # no temporary files left
+
+
+def test_log_rewrite_on_resume_is_atomic(tmp_path, monkeypatch):
+    from deepraft.train.loop import LOG_FIELDS, _CsvLog
+
+    path = tmp_path / "log.csv"
+    old = ",".join(LOG_FIELDS) + "\n" + "\n".join(f"{s}" + "," * (len(LOG_FIELDS) - 1) for s in (1, 2, 3)) + "\n"
+    path.write_text(old)
+    _CsvLog(path, 2)
+    assert [int(r["step"]) for r in csv.DictReader(path.open())] == [1, 2]
+    path.write_text(old)
+    _crash_on_rename(monkeypatch)
+    with pytest.raises(OSError, match="simulated"):
+        _CsvLog(path, 2)
+    assert path.read_text() == old  # a crash while shortening the log leaves the old log whole
+
+
+@pytest.mark.slow
+def test_ddp_refusal_is_taken_by_every_rank(tmp_path, photo_dir):
+    """--no-resume on an existing run: every rank refuses (exit 2), none waits in a collective.
+    Plain processes (no torchrun, which would kill the waiting rank and hide the hang)."""
+    import socket
+
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        "model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32, psnr_target: 30.0}\n"
+        "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 1\ncheckpoint_every: 1\n"
+        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n")
+    args = [sys.executable, "-m", "deepraft.cli", "train", "--config", str(cfg), "--data", str(photo_dir),
+            "--run-name", "r", "--runs-dir", str(tmp_path), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    assert subprocess.run(args, capture_output=True, text=True, env=env, timeout=300).returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([*args, "--no-resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+             for r in range(2)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 2 and "run exists" in stderr, stderr[-2000:]

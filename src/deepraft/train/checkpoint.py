@@ -3,14 +3,19 @@
 Layout of a run folder::
 
     RUN/config.yaml                     resolved training config
+    RUN/run.json                        data, hardware, torch version, world size
     RUN/log.csv                         one row per logged step
     RUN/checkpoints/step_0000500/model.safetensors   weights (+ config and step in metadata)
     RUN/checkpoints/step_0000500/train_state.pt      optimizer, step, RNG, wall time
+
+The training state is read with ``torch.load(weights_only=True)``: it holds tensors and plain
+Python values only (the NumPy RNG state is stored as a tensor); checkpoints written before
+that, with a NumPy array inside, are read with exactly the NumPy types that array needs
+allowed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -20,28 +25,38 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import ModelConfig, from_dict, to_dict
-from ..imageio import finish_temp_file, process_umask
+from ..config import ModelConfig
+from ..fileio import process_umask
+from ..weights_io import (  # re-exported: these lived here first
+    STATE_NAME,
+    WEIGHTS_NAME,
+    checkpoint_dirs,
+    latest_checkpoint,
+    load_weights,
+    read_model_config,
+    save_weights,
+)
+
+__all__ = ["checkpoint_dirs", "latest_checkpoint", "load_checkpoint", "load_weights", "read_model_config",
+           "read_train_state", "rng_state", "save_checkpoint", "save_weights", "set_rng_state"]
 
 
-def checkpoint_dirs(run_dir: Path) -> list[Path]:
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    return sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("step_")
-                  and (d / "model.safetensors").is_file() and (d / "train_state.pt").is_file())
+def _numpy_state_out() -> tuple[Any, ...]:
+    """NumPy's legacy RNG state with its key array as an int64 tensor (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached))
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    dirs = checkpoint_dirs(run_dir)
-    return dirs[-1] if dirs else None
+def _numpy_state_in(state: Any) -> tuple[Any, ...]:
+    name, keys, pos, has_gauss, cached = state
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    return (name, keys.astype(np.uint32), int(pos), int(has_gauss), float(cached))
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": _numpy_state_out(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -49,39 +64,10 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_state_in(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_weights(model: nn.Module, path: Path, model_cfg: ModelConfig, extra: dict[str, str] | None = None) -> None:
-    """Save weights atomically as safetensors, with the model config in the metadata."""
-    path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"deepraft_model_config": json.dumps(to_dict(model_cfg)), **(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        finish_temp_file(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_model_config(path: Path) -> ModelConfig:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "deepraft_model_config" not in meta:
-        raise ValueError(f"{path}: no deepraft model config in the safetensors metadata")
-    return from_dict(ModelConfig, json.loads(meta["deepraft_model_config"]), where=str(path))
-
-
-def load_weights(model: nn.Module, path: Path) -> None:
-    model.load_state_dict(load_file(str(path)))
 
 
 def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: ModelConfig,
@@ -92,9 +78,9 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: Model
     final = root / f"step_{step:07d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
-        save_weights(model, tmp / "model.safetensors", model_cfg, {"step": str(step)})
+        save_weights(model, tmp / WEIGHTS_NAME, model_cfg, {"step": str(step)})
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                    "wall_time_s": wall_time_s}, tmp / "train_state.pt")
+                    "wall_time_s": wall_time_s}, tmp / STATE_NAME)
         if final.exists():
             shutil.rmtree(final)
         os.chmod(tmp, 0o777 & ~process_umask())
@@ -107,10 +93,24 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: Model
     return final
 
 
+def _legacy_numpy_globals() -> list[Any]:
+    """The NumPy types a pickled RNG key array needs (checkpoints from before the tensor form)."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def read_train_state(ckpt: Path) -> dict[str, Any]:
+    """``train_state.pt`` of a checkpoint folder, loaded with ``weights_only=True``."""
+    path = Path(ckpt) / STATE_NAME
+    with torch.serialization.safe_globals(_legacy_numpy_globals()):
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return state
+
+
 def load_checkpoint(ckpt: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
     """Restore weights (and optimizer and RNG when given); return the training state."""
-    load_weights(model, Path(ckpt) / "model.safetensors")
-    state = torch.load(Path(ckpt) / "train_state.pt", map_location="cpu", weights_only=False)
+    load_weights(model, Path(ckpt) / WEIGHTS_NAME)
+    state = read_train_state(ckpt)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])

@@ -61,3 +61,13 @@ def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(values)
         values /= info.world_size
     return values
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Is ``flag`` true on any rank? A collective: every rank must call it, in the same order,
+    so that a decision to stop (or to refuse) is taken by all ranks together."""
+    if not info.enabled:
+        return bool(flag)
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)

@@ -4,6 +4,7 @@ scripts) differ only by configuration (``configs/*.yaml``)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import platform
@@ -13,20 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import rich.progress
+
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..augment import AttackLayer, sample_negatives
+from ..card import resolve_card
 from ..config import TrainConfig, to_dict
 from ..data import PhotoCrops, StepBatches, find_images, sample_seed
 from ..models import StampModel, build_model
+from ..fileio import atomic_write_text
 from ..models.functional import psnr
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .distributed import (
     DistInfo,
     all_reduce_mean,
+    any_rank,
     init_distributed,
     shutdown_distributed,
 )
@@ -65,8 +71,6 @@ def hardware_description(device: torch.device, world_size: int = 1) -> str:
 def init_weights(model: StampModel, source: str) -> None:
     """Load the weights of ``source`` (anything :func:`deepraft.card.resolve_card` accepts)
     into ``model``; the architectures must match (the stamp's post-processing may differ)."""
-    from ..card import resolve_card
-
     card = resolve_card(source)
     try:
         load_weights(model, card.weights_path)
@@ -119,7 +123,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
 
 
 class _CsvLog:
-    """Append-only CSV log; on resume, rows past the resumed step are dropped first."""
+    """Append-only CSV log; on resume, rows past the resumed step are dropped first (the
+    shortened log replaces the old one atomically: a crash leaves one or the other)."""
 
     def __init__(self, path: Path, resume_step: int) -> None:
         self.path = path
@@ -127,27 +132,121 @@ class _CsvLog:
         if path.exists():
             with path.open(newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-        with path.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, LOG_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
 
     def write(self, row: dict[str, Any]) -> None:
         with self.path.open("a", newline="") as fh:
             csv.DictWriter(fh, LOG_FIELDS, extrasaction="ignore").writerow(row)
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _progress(enabled: bool) -> rich.progress.Progress:
+    rp = rich.progress
+    return rp.Progress(rp.TextColumn("[bold]train"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                       rp.TimeRemainingColumn(), rp.TextColumn("{task.fields[stats]}"), disable=not enabled,
+                       transient=False)
 
-    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    TextColumn("{task.fields[stats]}"), disable=not enabled, transient=False)
+
+def _start(cfg: TrainConfig, run_dir: Path, resume: bool, model: StampModel, optimizer: torch.optim.Optimizer,
+           info: DistInfo, device: torch.device) -> tuple[int, float]:
+    """(first step, wall time so far): from the latest checkpoint, else a new run (from
+    ``init_from``'s weights when set). The refusal to overwrite a run is decided on every rank
+    before any other collective: raised on rank 0 alone, it left the other ranks waiting in
+    DistributedDataParallel's first broadcast for ever."""
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    exists = not resume and (run_dir / "checkpoints").exists()
+    if any_rank(exists, info, device):
+        raise FileExistsError(f"{run_dir}: run exists; resume it or pick another run name")
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, optimizer)
+        return int(state["step"]), float(state["wall_time_s"])
+    if cfg.init_from:
+        init_weights(model, cfg.init_from)
+    return 0, 0.0
+
+
+def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: torch.device,
+                    world_size: int) -> None:
+    """``config.yaml`` (the resolved config) and ``run.json`` (data, hardware, versions), each
+    written atomically."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(run_dir / "run.json", json.dumps({
+        "data": str(Path(data_dir).resolve()), "hardware": hardware_description(device, world_size),
+        "torch": torch.__version__, "world_size": world_size}, indent=2))
+
+
+def _loader(cfg: TrainConfig, data_dir: Path, start: int, stop: int, info: DistInfo,
+            device: torch.device) -> DataLoader:
+    files = find_images(Path(data_dir), cfg.data.layout)
+    dataset = PhotoCrops(files, cfg.data.image_size, cfg.data.min_crop_area, cfg.data.max_side, cfg.seed)
+    return DataLoader(dataset, batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
+                      num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
+                      pin_memory=device.type == "cuda")
+
+
+@dataclass
+class _Slice:
+    """What the steps of one slice share: the run, its model and optimizer, the clock."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    model: StampModel
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    info: DistInfo
+    device: torch.device
+    wall: float
+    time_limit_s: float | None
+    t_start: float
+
+    def elapsed(self) -> float:
+        return self.wall + time.perf_counter() - self.t_start
+
+    def out_of_time(self) -> bool:
+        late = self.time_limit_s is not None and time.perf_counter() - self.t_start > self.time_limit_s
+        return any_rank(late, self.info, self.device)
+
+    def checkpoint(self, done: int) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir, done, self.model, self.cfg.model, self.optimizer, self.elapsed(),
+                            self.cfg.keep_checkpoints)
+
+
+def _run_steps(sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvLog | None,
+               show_progress: bool) -> tuple[int, dict[str, float]]:
+    """Train steps ``start..stop-1`` (or until out of time); returns (last step, its metrics)."""
+    cfg = sl.cfg
+    attack = AttackLayer(cfg.augment)
+    step, last = start, {}
+    t_log, steps_since = time.perf_counter(), 0
+    with _progress(show_progress and sl.info.is_main) as bar:
+        task = bar.add_task("train", total=cfg.max_steps, completed=start, stats="")
+        for step, batch in zip(range(start, stop), loader):
+            last = train_step(sl.net, sl.optimizer, batch, step, cfg, attack, sl.device, sl.info)
+            steps_since += 1
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.max_steps:
+                now = time.perf_counter()
+                last["steps_per_s"] = steps_since / max(1e-9, now - t_log)
+                t_log, steps_since = now, 0
+                last["wall_time_s"] = sl.elapsed()
+                bar.update(task, completed=done, stats=(
+                    f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
+                    f"str {last['strength']:.2f}"))
+                if log:
+                    log.write({"step": done, **{k: f"{v:.6g}" for k, v in last.items()}})
+            else:
+                bar.update(task, completed=done)
+            out_of_time = sl.out_of_time()
+            if done % cfg.checkpoint_every == 0 or done == stop or out_of_time:
+                sl.checkpoint(done)
+            if out_of_time:
+                break
+    return step, last
 
 
 def train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool = True,
@@ -166,61 +265,16 @@ def train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool = True,
         torch.manual_seed(cfg.seed)
         model: StampModel = build_model(cfg.model).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        start, wall = 0, 0.0
-        ckpt = latest_checkpoint(run_dir) if resume else None
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, model, optimizer)
-            start, wall = int(state["step"]), float(state["wall_time_s"])
-        elif info.is_main and (run_dir / "checkpoints").exists() and not resume:
-            raise FileExistsError(f"{run_dir}: run exists; resume it or pick another run name")
-        elif cfg.init_from:
-            init_weights(model, cfg.init_from)
+        start, wall = _start(cfg, run_dir, resume, model, optimizer, info, device)
         if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            (run_dir / "run.json").write_text(json.dumps({
-                "data": str(Path(data_dir).resolve()), "hardware": hardware_description(device, info.world_size),
-                "torch": torch.__version__, "world_size": info.world_size}, indent=2))
+            write_run_files(run_dir, cfg, data_dir, device, info.world_size)
         net = DistributedDataParallel(model) if info.enabled else model
-        files = find_images(Path(data_dir), cfg.data.layout)
-        dataset = PhotoCrops(files, cfg.data.image_size, cfg.data.min_crop_area, cfg.data.max_side, cfg.seed)
         stop = min(cfg.max_steps, until_step) if until_step is not None else cfg.max_steps
-        loader = DataLoader(dataset, batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
-                            num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
-                            pin_memory=device.type == "cuda")
-        attack = AttackLayer(cfg.augment)
+        loader = _loader(cfg, data_dir, start, stop, info, device)
         log = _CsvLog(run_dir / "log.csv", start) if info.is_main else None
         model.train()
-        step, last = start, {}
-        t_slice, t_log, steps_since = time.perf_counter(), time.perf_counter(), 0
-        with _progress(show_progress and info.is_main) as bar:
-            task = bar.add_task("train", total=cfg.max_steps, completed=start, stats="")
-            for step, batch in zip(range(start, stop), loader):
-                last = train_step(net, optimizer, batch, step, cfg, attack, device, info)
-                steps_since += 1
-                done = step + 1
-                if done % cfg.log_every == 0 or done == cfg.max_steps:
-                    now = time.perf_counter()
-                    last["steps_per_s"] = steps_since / max(1e-9, now - t_log)
-                    t_log, steps_since = now, 0
-                    last["wall_time_s"] = wall + now - t_slice
-                    bar.update(task, completed=done, stats=(
-                        f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
-                        f"str {last['strength']:.2f}"))
-                    if log:
-                        log.write({"step": done, **{k: f"{v:.6g}" for k, v in last.items()}})
-                else:
-                    bar.update(task, completed=done)
-                out_of_time = time_limit_s is not None and time.perf_counter() - t_slice > time_limit_s
-                if info.enabled:
-                    flag = torch.tensor([float(out_of_time)], device=device)
-                    out_of_time = bool(all_reduce_mean(flag, info).item() > 0)
-                if info.is_main and (done % cfg.checkpoint_every == 0 or done == stop or out_of_time):
-                    save_checkpoint(run_dir, done, model, cfg.model, optimizer,
-                                    wall + time.perf_counter() - t_slice, cfg.keep_checkpoints)
-                if out_of_time:
-                    break
-        return TrainResult(run_dir, max(step + 1, start) if last else start,
-                           wall + time.perf_counter() - t_slice, last)
+        sl = _Slice(cfg, run_dir, model, net, optimizer, info, device, wall, time_limit_s, time.perf_counter())
+        step, last = _run_steps(sl, loader, start, stop, log, show_progress)
+        return TrainResult(run_dir, max(step + 1, start) if last else start, sl.elapsed(), last)
     finally:
         shutdown_distributed(info)
