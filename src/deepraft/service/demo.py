@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Cookie, Depends, FastAPI, File, Form, Header, Request, UploadFile
@@ -33,13 +33,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from ..imageio import encode_image
-from .app import (
+from .core import (
     Engine,
     ErrorBody,
     ServiceError,
-    _error_doc,
-    _key_matches,
+    ServiceSettings,
+    error_doc,
     given_key,
+    key_matches,
     upload_name,
 )
 
@@ -247,23 +248,22 @@ def _mime(data: bytes) -> str | None:
     return None
 
 
-def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
-    settings = engine.settings
-    store = Store(db_path, settings.demo_quota_bytes)
-    app.state.demo_store = store
-    unauthorised = {401: _error_doc("No demo session (sign in with POST /demo/api/session).")}
+def _secured(response: Response, csp: str = PAGE_CSP) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Security-Policy"] = csp
+    return response
 
-    def secured(response: Response, csp: str = PAGE_CSP) -> Response:
-        response.headers.update(SECURITY_HEADERS)
-        response.headers["Content-Security-Policy"] = csp
-        return response
 
-    def same_origin(request: Request) -> None:
-        """Refuses a state-changing request sent by another site's page (besides the
-        SameSite=Strict cookie)."""
-        origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
-            raise ServiceError(403, "cross-origin request refused")
+def _same_origin(request: Request) -> None:
+    """Refuses a state-changing request sent by another site's page (besides the
+    SameSite=Strict cookie)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+        raise ServiceError(403, "cross-origin request refused")
+
+
+def _session_type(store: Store) -> Any:
+    """``Annotated[str, Depends(session)]``: the signed-in account of a request (401 without one)."""
 
     async def session(request: Request,
                       deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> str:
@@ -271,33 +271,52 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
         if account is None:
             raise ServiceError(401, "sign in to the demo first (POST /demo/api/session)")
         if request.method not in ("GET", "HEAD"):
-            same_origin(request)
+            _same_origin(request)
         return account
 
-    Session = Annotated[str, Depends(session)]
+    return Annotated[str, Depends(session)]
 
+
+UNAUTHORISED = {401: error_doc("No demo session (sign in with POST /demo/api/session).")}
+BLOCKED_DOC = {403: {"model": ErrorBody, "description": "Blocked: the picture carries the stamp "
+                                                        "(blocked=true), or a cross-origin request."}}
+
+
+def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
+    """The /demo messenger: its page, sessions, messages and the send and forward checks."""
+    store = Store(db_path, engine.settings.demo_quota_bytes)
+    app.state.demo_store = store
+    session = _session_type(store)
+    _add_pages(app)
+    _add_session_routes(app, engine.settings, store, session)
+    _add_read_routes(app, store, session)
+    _add_send_routes(app, engine, store, session)
+
+
+def _add_pages(app: FastAPI) -> None:
     @app.get("/demo", include_in_schema=False)
     async def page() -> Response:
-        return secured(FileResponse(STATIC / "demo.html", media_type="text/html"))
+        return _secured(FileResponse(STATIC / "demo.html", media_type="text/html"))
 
     @app.get("/demo/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         media = {"demo.js": "text/javascript", "demo.css": "text/css"}.get(name)
         if media is None:
             raise ServiceError(404, "no such file")
-        return secured(FileResponse(STATIC / name, media_type=media))
+        return _secured(FileResponse(STATIC / name, media_type=media))
 
-    limit = settings.max_request_bytes
 
-    @app.post("/demo/api/session", max_body_size=limit, responses={401: _error_doc("The API key is missing or wrong."),
-                                              403: _error_doc("Sent from another site's page.")})
+def _add_session_routes(app: FastAPI, settings: ServiceSettings, store: Store, Session: Any) -> None:  # noqa: N803
+    @app.post("/demo/api/session", max_body_size=settings.max_request_bytes,
+              responses={401: error_doc("The API key is missing or wrong."),
+                         403: error_doc("Sent from another site's page.")})
     async def sign_in(request: Request, account: Annotated[str, Form(description="alice, bob or carol")],
                       x_api_key: Annotated[str | None, Header()] = None,
                       authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
         """Open a demo session for one account (needs the API key when the server has one); the
         session is an HttpOnly cookie."""
-        same_origin(request)
-        if settings.api_key and not _key_matches(given_key(x_api_key, authorization), settings.api_key):
+        _same_origin(request)
+        if settings.api_key and not key_matches(given_key(x_api_key, authorization), settings.api_key):
             raise ServiceError(401, "the API key is required to open a demo session",
                                headers={"WWW-Authenticate": "Bearer"})
         account = _account(account)
@@ -307,7 +326,7 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
                             secure=request.url.scheme == "https")
         return response
 
-    @app.delete("/demo/api/session", responses=unauthorised)
+    @app.delete("/demo/api/session", responses=UNAUTHORISED)
     async def sign_out(account: Session, deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None,
                        ) -> JSONResponse:
         """Close this demo session."""
@@ -317,7 +336,7 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
         response.delete_cookie(COOKIE, path="/demo")
         return response
 
-    @app.get("/demo/api/me", responses=unauthorised)
+    @app.get("/demo/api/me", responses=UNAUTHORISED)
     async def me(account: Session) -> Me:
         return Me(account=account, quota_bytes=store.quota, used_bytes=await store.run(store.used_bytes, account))
 
@@ -325,45 +344,68 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
     async def accounts() -> Accounts:
         return Accounts(accounts=list(ACCOUNTS))
 
-    @app.get("/demo/api/messages", responses=unauthorised)
+
+def _add_read_routes(app: FastAPI, store: Store, Session: Any) -> None:  # noqa: N803
+    @app.get("/demo/api/messages", responses=UNAUTHORISED)
     async def messages(account: Session) -> Messages:
         """This account's messages (sent and received)."""
         return Messages(messages=await store.run(store.messages_for, account))
 
-    @app.get("/demo/api/audit", responses=unauthorised)
+    @app.get("/demo/api/audit", responses=UNAUTHORISED)
     async def audit(account: Session) -> Audit:
         """This account's blocked attempts."""
         return Audit(audit=await store.run(store.audit_log, account))
 
     @app.get("/demo/api/pictures/{mid}", responses={
-        **unauthorised, 404: _error_doc("No such message for this account."),
+        **UNAUTHORISED, 404: error_doc("No such message for this account."),
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The picture."}})
     async def picture(mid: Annotated[int, PathParam(ge=1, le=MAX_ID)], account: Session) -> Response:
         msg = await store.run(store.message_for, mid, account)
         if msg is None:
             raise ServiceError(404, "no such message for this account")
         data, mime = await store.run(store.picture, msg["picture_id"])
-        return secured(Response(data, media_type=mime), PICTURE_CSP)
+        return _secured(Response(data, media_type=mime), PICTURE_CSP)
 
-    async def blocked(user: str, action: str, target: str, check: dict) -> None:
-        await store.run(store.audit, user, action, target, check["reason"], check["score"])
-        raise ServiceError(403, check["reason"], blocked=True, score=check["score"], threshold=check["threshold"])
 
-    async def stored_form(data: bytes, name: str) -> tuple[bytes, str]:
-        mime = _mime(data)
-        if mime is not None:
-            return data, mime
+async def _blocked(store: Store, user: str, action: str, target: str, check: dict[str, Any]) -> None:
+    await store.run(store.audit, user, action, target, check["reason"], check["score"])
+    raise ServiceError(403, check["reason"], blocked=True, score=check["score"], threshold=check["threshold"])
 
-        def to_png() -> bytes:
-            return encode_image(engine._decode(data, name), "PNG")
 
-        return await anyio.to_thread.run_sync(to_png, limiter=engine.limiter), "image/png"
+async def _stored_form(engine: Engine, data: bytes, name: str) -> tuple[bytes, str]:
+    """The bytes to store for a picture sent as is: its own bytes when the type is known, else a PNG."""
+    mime = _mime(data)
+    if mime is not None:
+        return data, mime
 
-    blocked_doc = {403: {"model": ErrorBody, "description": "Blocked: the picture carries the stamp "
-                                                            "(blocked=true), or a cross-origin request."}}
+    def to_png() -> bytes:
+        return encode_image(engine.decode(data, name), "PNG")
 
-    @app.post("/demo/api/send", max_body_size=limit, responses={**unauthorised, **blocked_doc,
-                                           413: _error_doc("Over the body, pixel or storage limit.")})
+    return await anyio.to_thread.run_sync(to_png, limiter=engine.limiter), "image/png"
+
+
+async def _stamp_or_keep(engine: Engine, store: Store, account: str, data: bytes, name: str,
+                         only_for_you: bool) -> tuple[bytes, str, dict[str, Any]]:
+    """(bytes to store, MIME type, the forward check) of an upload: refused over the quota or
+    when it carries the stamp; stamped when sent "only for you"."""
+    used = await store.run(store.used_bytes, account)
+    if used + len(data) > store.quota:  # before any model work; checked again on insert
+        raise ServiceError(413, f"account {account}: storage quota of {store.quota} bytes reached")
+    check = await engine.check_forward(data, name)
+    if not check["allowed"]:
+        await _blocked(store, account, "upload", name, check)
+    if only_for_you:
+        data, fmt = await engine.protect(data, name, force=True)  # just scanned: not stamped
+        return data, {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, "image/png"), check
+    data, mime = await _stored_form(engine, data, name)
+    return data, mime, check
+
+
+def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -> None:  # noqa: N803
+    limit = engine.settings.max_request_bytes
+
+    @app.post("/demo/api/send", max_body_size=limit, responses={**UNAUTHORISED, **BLOCKED_DOC,
+                                           413: error_doc("Over the body, pixel or storage limit.")})
     async def send(account: Session, recipient: Annotated[str, Form()], image: Annotated[UploadFile, File()],
                    only_for_you: Annotated[bool, Form()] = False) -> Sent:
         """Send a picture from this account; "only for you" pictures are stamped."""
@@ -371,26 +413,17 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
         name = upload_name(image, "upload")
         async with engine.inflight:
             data = await engine.read_upload(image, name)
-            used = await store.run(store.used_bytes, account)
-            if used + len(data) > store.quota:  # before any model work; checked again on insert
-                raise ServiceError(413, f"account {account}: storage quota of {store.quota} bytes reached")
-            check = await engine.check_forward(data, name)
-            if not check["allowed"]:
-                await blocked(account, "upload", name, check)
-            if only_for_you:
-                data, fmt = await engine.protect(data, name, force=True)  # just scanned: not stamped
-                mime = {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, "image/png")
-            else:
-                data, mime = await stored_form(data, name)
+            data, mime, check = await _stamp_or_keep(engine, store, account, data, name, only_for_you)
         try:
             mid = await store.run(store.add_message, account, recipient, data, mime, only_for_you)
         except QuotaExceeded as exc:
             raise ServiceError(413, str(exc)) from exc
         return Sent(sent=True, message_id=mid, only_for_you=only_for_you, score=check["score"])
 
-    @app.post("/demo/api/forward", max_body_size=limit, responses={**unauthorised, **blocked_doc,
-                                              404: _error_doc("No such message for this account.")})
-    async def forward(account: Session, recipient: Annotated[str, Form()], message_id: Annotated[int, Form(ge=1, le=MAX_ID)]) -> Sent:
+    @app.post("/demo/api/forward", max_body_size=limit, responses={**UNAUTHORISED, **BLOCKED_DOC,
+                                              404: error_doc("No such message for this account.")})
+    async def forward(account: Session, recipient: Annotated[str, Form()],
+                      message_id: Annotated[int, Form(ge=1, le=MAX_ID)]) -> Sent:
         """Forward a message this account sent or received; stamped pictures are blocked."""
         _account(recipient)
         msg = await store.run(store.message_for, message_id, account)
@@ -399,6 +432,6 @@ def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
         data, _ = await store.run(store.picture, msg["picture_id"])
         check = await engine.check_forward(data, f"message {message_id}")
         if not check["allowed"]:
-            await blocked(account, "forward", f"message {message_id}", check)
+            await _blocked(store, account, "forward", f"message {message_id}", check)
         mid = await store.run(store.forward, account, recipient, message_id, msg["picture_id"])
         return Sent(sent=True, message_id=mid, only_for_you=False, score=check["score"])
