@@ -5,21 +5,32 @@ and edge clients.
     DIR/scanner.onnx   work (B,3,s,s) float32 in [0,1] -> score (B,) logits
     DIR/onnx.json      working size, calibrated thresholds and how to use the two graphs
 
-A client squashes the picture to the s x s working copy (bilinear, antialiased), runs the
-encoder, upsamples the residual bilinearly to the full size and adds it (protect), or runs the
-scanner on the working copy and compares the score with the threshold (scan).
+How a client uses them: :data:`USAGE`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .imageio import atomic_write_bytes
 from .models import StampModel
+
+if TYPE_CHECKING:
+    from .api import Stamper
+
+USAGE = (
+    "A client squashes the picture to the s x s working copy (bilinear, antialiased), runs the\n"
+    "encoder, upsamples the residual bilinearly to the full size and adds it (protect), or runs the\n"
+    "scanner on the working copy and compares the score with the threshold (scan)."
+)
+"""How to use the two graphs (written into ``onnx.json``; a constant, not the module docstring,
+which ``python -OO`` strips)."""
 
 
 class _Encoder(nn.Module):
@@ -31,10 +42,17 @@ class _Encoder(nn.Module):
         return self.model.residual(work)
 
 
-def export_onnx(stamper, out_dir: Path, opset: int = 17) -> list[Path]:
+def export_copy(model: StampModel) -> StampModel:
+    """A CPU copy of ``model`` in eval mode to export: the caller's model keeps its device and mode."""
+    return copy.deepcopy(model).to("cpu").eval()
+
+
+def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
+    """Write ``encoder.onnx``, ``scanner.onnx`` and ``onnx.json`` of ``stamper``'s model under
+    ``out_dir``; returns their paths. The stamper's model is left as it was (device, mode)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = stamper.model.to("cpu").eval()
+    model = export_copy(stamper.model)
     s = stamper.work_size
     example = torch.rand(1, 3, s, s)
     paths = []
@@ -46,7 +64,7 @@ def export_onnx(stamper, out_dir: Path, opset: int = 17) -> list[Path]:
         paths.append(path)
     card = stamper.card
     meta = {"model": card.name, "work_size": s, "thresholds": card.thresholds, "default_fpr": card.default_fpr,
-            "opset": opset, "usage": __doc__.split("\n\n", 2)[2].strip()}
+            "opset": opset, "usage": USAGE}
     if card.model.smoothing_std > 0 and card.model.scan_draws > 0:
         meta["smoothing"] = {"sigma": card.model.smoothing_std, "draws": card.model.scan_draws,
                              "note": "the calibrated score is the mean of scanner.onnx over `draws` inputs "

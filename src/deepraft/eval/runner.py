@@ -1,13 +1,6 @@
 """``deepraft eval``: imperceptibility and robustness of a model on full-resolution photos.
 
-For every photo: stamp it at full resolution and measure PSNR / SSIM / MS-SSIM (and LPIPS
-when available) against the original, and the perceptual SSIMULACRA 2 and Butteraugli
-(max-norm) of the stamped photo and, for scale, of the original re-saved as JPEG quality 90
-and 95 (Pillow, 4:2:0). Then for every condition of the attack grid and every variant, apply the
-same edit (same random draws) to the stamped and to the clean photo and scan both. Variant 0
-edits the whole photo; variants 1..K-1 first take a light random crop (85-100 % of the area,
-same aspect ratio), so each photo gives K distinct stamped and K distinct clean samples per
-condition, enough clean samples for an FPR of 1e-3 to be resolved.
+The method, as recorded in ``summary.json``, is :data:`METHOD`.
 """
 
 from __future__ import annotations
@@ -17,15 +10,18 @@ import io
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ..data import sample_seed
 from ..imageio import ImageError, atomic_write_bytes, picture_from_pil
+from ..measures import luma, psnr_uint8
 from .distortions import GRID, QUICK_GRID, Condition, conditions, crop
 from .metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from .quality import (
@@ -39,7 +35,26 @@ from .quality import (
     perceptual_setup,
     ssim,
 )
-from .quick import psnr_uint8
+
+if TYPE_CHECKING:
+    from ..api import Stamper
+
+
+_Samples = list[tuple[str, str, str, int, str, float]]
+"""(photo, attack, strength, variant, kind, score) rows of ``samples.csv``."""
+
+METHOD = (
+    "For every photo: stamp it at full resolution and measure PSNR / SSIM / MS-SSIM (and LPIPS "
+    "when available) against the original, and the perceptual SSIMULACRA 2 and Butteraugli "
+    "(max-norm) of the stamped photo and, for scale, of the original re-saved as JPEG quality 90 "
+    "and 95 (Pillow, 4:2:0). Then for every condition of the attack grid and every variant, apply the "
+    "same edit (same random draws) to the stamped and to the clean photo and scan both. Variant 0 "
+    "edits the whole photo; variants 1..K-1 first take a light random crop (85-100 % of the area, "
+    "same aspect ratio), so each photo gives K distinct stamped and K distinct clean samples per "
+    "condition, enough clean samples for an FPR of 1e-3 to be resolved."
+)
+"""How ``deepraft eval`` measures (the ``method`` of ``summary.json``; a constant, not the module
+docstring, which ``python -OO`` strips)."""
 
 
 @dataclass
@@ -84,7 +99,8 @@ def _summarise(cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: flo
 
 
 def imperceptibility(clean: np.ndarray, stamped: np.ndarray, settings: EvalSettings,
-                     butteraugli_path: str | None, lp=None) -> dict[str, float]:
+                     butteraugli_path: str | None, lp: Callable[[np.ndarray, np.ndarray], float] | None = None
+                     ) -> dict[str, float]:
     """The per-photo columns: PSNR / SSIM / MS-SSIM (and LPIPS) of the stamped photo, then the
     perceptual metrics of the stamped photo and of the JPEG references (with their PSNR and
     SSIM), and the seconds the perceptual metrics took."""
@@ -102,8 +118,8 @@ def imperceptibility(clean: np.ndarray, stamped: np.ndarray, settings: EvalSetti
     return row
 
 
-def _eval_photo(stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp=None,
-                butteraugli_path: str | None = None):
+def _eval_photo(stamper: Stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp: Any = None,
+                butteraugli_path: str | None = None) -> tuple[dict[str, Any], _Samples]:
     """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
     pic = stamper.read(f)
     stamped = stamper.protect_pictures([pic])[0]
@@ -126,7 +142,7 @@ def _eval_photo(stamper, f: Path, pi: int, conds: list[Condition], settings: Eva
     return row, samples
 
 
-_WORKER: dict = {}
+_WORKER: dict[str, Stamper] = {}
 """Per-worker-process cache of the stamper (filled by the pool initializer)."""
 
 
@@ -139,7 +155,8 @@ def _worker_init(model: str, max_pixels: int | None) -> None:
     _WORKER["stamper"] = load(model, device="cpu", max_pixels=max_pixels)
 
 
-def _worker_photo(args):
+def _worker_photo(args: tuple[Path, int, list[Condition], EvalSettings, str | None]
+                  ) -> tuple[dict[str, Any], _Samples] | ImageError:
     f, pi, conds, settings, butteraugli_path = args
     try:
         return _eval_photo(_WORKER["stamper"], f, pi, conds, settings, butteraugli_path=butteraugli_path)
@@ -154,65 +171,83 @@ def _perceptual_note(settings: EvalSettings) -> tuple[str | None, str]:
     return perceptual_setup(settings.jpeg_references)
 
 
-def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
-             progress: Callable[[Iterable], Iterable] | None = None, workers: int = 0) -> dict[str, object]:
-    """Run the evaluation; write ``images.csv``, ``samples.csv`` and ``summary.json`` under
-    ``out_dir`` and return the summary. ``workers`` > 0 spreads the photos over processes
-    (CPU only; each loads the model from ``stamper.card``)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    conds = conditions(settings.grid)
-    files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
-    threshold = stamper.card.threshold()
-    try:
-        lp = lpips_metric()
-        lpips_note = "LPIPS (AlexNet) computed"
-    except LpipsUnavailable as exc:
-        lp, lpips_note = None, str(exc)
-    butteraugli_path, perceptual_note = _perceptual_note(settings)
-    images: list[dict[str, object]] = []
-    samples: list[tuple[str, str, str, int, str, float]] = []
+def eval_workers(workers: int, lpips_on: bool, device_type: str) -> int:
+    """The worker processes ``run_eval`` can use: ``workers`` on CPU without LPIPS, else 0,
+    with a warning saying why (the photos are then evaluated in this process)."""
+    if workers <= 0:
+        return 0
+    why = ("LPIPS is computed (its network is not shared with worker processes)" if lpips_on
+           else f"the model runs on {device_type}, not the CPU" if device_type != "cpu" else None)
+    if why is None:
+        return workers
+    warnings.warn(f"eval: --workers {workers} ignored: {why}; evaluating in this process", stacklevel=2)
+    return 0
+
+
+def _eval_all(stamper: Stamper, files: list[Path], conds: list[Condition], settings: EvalSettings, lp: Any,
+              butteraugli_path: str | None, progress: Callable[[Iterable], Iterable] | None,
+              workers: int) -> tuple[list[dict[str, Any]], _Samples, list[str]]:
+    """(image rows, samples, failures) of every photo, in this process or in ``workers``."""
+    images: list[dict[str, Any]] = []
+    samples: _Samples = []
     failed: list[str] = []
-    if workers > 0 and lp is None and stamper.device.type == "cpu":
+    if eval_workers(workers, lp is not None, stamper.device.type) > 0:
         from concurrent.futures import ProcessPoolExecutor
 
         card = stamper.card
-        card_path = str(card.path if (card.path / "card.json").exists() else card.weights_path)
+        card_path = str(card.path if card.path is not None and (card.path / "card.json").exists()
+                        else card.weights_path)
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
             jobs = pool.map(_worker_photo, [(f, pi, conds, settings, butteraugli_path) for pi, f in enumerate(files)])
-            for out in progress(jobs) if progress else jobs:
-                if isinstance(out, ImageError):
-                    failed.append(str(out))
-                else:
-                    images.append(out[0])
-                    samples += out[1]
+            outs: Iterable[Any] = progress(jobs) if progress else jobs
     else:
-        for pi, f in enumerate(progress(files) if progress else files):
-            try:
-                row, photo_samples = _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
-            except ImageError as exc:
-                failed.append(str(exc))
-                continue
-            images.append(row)
-            samples += photo_samples
-    if not images:
-        raise ValueError("eval: no readable photos")
-    with (out_dir / "images.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, list(dict.fromkeys(k for r in images for k in r)))
-        w.writeheader()
-        w.writerows(images)
-    with (out_dir / "samples.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["photo", "attack", "strength", "variant", "kind", "score"])
-        w.writerows(samples)
+        outs = (_try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
+                for pi, f in enumerate(progress(files) if progress else files))
+    for out in outs:
+        if isinstance(out, ImageError):
+            failed.append(str(out))
+        else:
+            images.append(out[0])
+            samples += out[1]
+    return images, samples, failed
+
+
+def _try_photo(stamper: Stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp: Any,
+               butteraugli_path: str | None) -> tuple[dict[str, Any], _Samples] | ImageError:
+    try:
+        return _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
+    except ImageError as exc:
+        return exc
+
+
+def _write_tables(out_dir: Path, images: list[dict[str, Any]], samples: _Samples) -> None:
+    """``images.csv`` and ``samples.csv``, each written atomically."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, list(dict.fromkeys(k for r in images for k in r)))
+    w.writeheader()
+    w.writerows(images)
+    atomic_write_bytes(out_dir / "images.csv", buf.getvalue().encode())
+    buf = io.StringIO(newline="")
+    sw = csv.writer(buf)
+    sw.writerow(["photo", "attack", "strength", "variant", "kind", "score"])
+    sw.writerows(samples)
+    atomic_write_bytes(out_dir / "samples.csv", buf.getvalue().encode())
+
+
+def _condition_rows(conds: list[Condition], samples: _Samples, threshold: float,
+                    fprs: Sequence[float]) -> list[dict[str, object]]:
     by_cond: dict[tuple[str, str], dict[str, list[float]]] = {}
     for _, attack, strength, _, kind, score in samples:
         by_cond.setdefault((attack, strength), {"stamped": [], "clean": []})[kind].append(score)
     rows = []
     for cond in conds:
         d = by_cond[(cond.attack, "" if cond.strength is None else str(cond.strength))]
-        rows.append(_summarise(cond, np.array(d["stamped"]), np.array(d["clean"]), threshold, settings.fprs))
+        rows.append(_summarise(cond, np.array(d["stamped"]), np.array(d["clean"]), threshold, fprs))
+    return rows
 
+
+def _imperceptibility_summary(images: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """(statistics of every per-photo column, the perceptual metrics' cost or None)."""
     keys = [k for k in dict.fromkeys(k for r in images for k in r)
             if k not in ("photo", "width", "height", "perceptual_s")]
     imp = {k: st for k in keys if (st := column_stats(images, k))}
@@ -220,6 +255,35 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
     cost = {"seconds_per_photo": float(np.mean([r["perceptual_s"] for r in timed])),
             "seconds_per_megapixel": sum(r["perceptual_s"] for r in timed)
             / sum(r["width"] * r["height"] / 1e6 for r in timed)} if timed else None
+    return imp, cost
+
+
+def _lpips() -> tuple[Any, str]:
+    try:
+        return lpips_metric(), "LPIPS (AlexNet) computed"
+    except LpipsUnavailable as exc:
+        return None, str(exc)
+
+
+def run_eval(stamper: Stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
+             progress: Callable[[Iterable], Iterable] | None = None, workers: int = 0) -> dict[str, object]:
+    """Run the evaluation; write ``images.csv``, ``samples.csv`` and ``summary.json`` under
+    ``out_dir`` and return the summary. ``workers`` > 0 spreads the photos over processes
+    (CPU only, without LPIPS, else a warning and this process; each loads the model from
+    ``stamper.card``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conds = conditions(settings.grid)
+    files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
+    threshold = stamper.card.threshold()
+    lp, lpips_note = _lpips()
+    butteraugli_path, perceptual_note = _perceptual_note(settings)
+    images, samples, failed = _eval_all(stamper, files, conds, settings, lp, butteraugli_path, progress, workers)
+    if not images:
+        raise ValueError("eval: no readable photos")
+    _write_tables(out_dir, images, samples)
+    rows = _condition_rows(conds, samples, threshold, settings.fprs)
+    imp, cost = _imperceptibility_summary(images)
     by_name = {Path(f).name: Path(f) for f in files}
     rank = "ssimulacra2" if "ssimulacra2" in imp else "ssim"
     worst = sorted(images, key=lambda r: r[rank])[: settings.before_after]
@@ -231,7 +295,7 @@ def run_eval(stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettin
         "failed": failed, "lpips_note": lpips_note, "perceptual_note": perceptual_note, "perceptual_cost": cost,
         "jpeg_references": list(settings.jpeg_references) if settings.perceptual else [],
         "imperceptibility": imp, "conditions": rows, "before_after": shown, "before_after_rank": rank,
-        "method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
+        "method": METHOD,
     }
     atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2, default=_json_default) + "\n").encode())
     return summary
@@ -242,7 +306,7 @@ def flattest_box(rgb: np.ndarray, size: int) -> tuple[int, int, int, int]:
     stamp would show first (sky, walls, skin)."""
     h, w = rgb.shape[:2]
     size = min(size, h, w)
-    y = rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    y = luma(rgb)
     step = max(1, size // 2)
     best, box = np.inf, (0, 0, size, size)
     for top in range(0, h - size + 1, step):
@@ -265,7 +329,7 @@ def before_after_strip(clean: np.ndarray, stamped: np.ndarray, box: tuple[int, i
     return np.concatenate([a.astype(np.uint8), gap, b.astype(np.uint8), gap, diff.astype(np.uint8)], axis=1)
 
 
-def write_before_after(stamper, file: Path, out_dir: Path, name: str = "before_after.png", size: int = 256,
+def write_before_after(stamper: Stamper, file: Path, out_dir: Path, name: str = "before_after.png", size: int = 256,
                        gain: float = 10.0, note: dict[str, object] | None = None) -> dict[str, object]:
     """``name``: the flattest ``size`` px window of ``file`` (chosen by flatness alone, where a
     stamp shows first) at 100 %, as :func:`before_after_strip`."""
