@@ -1,6 +1,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -171,3 +172,31 @@ def test_palette_gif_leaks_no_open_file(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "ResourceWarning" not in r.stderr and "unclosed file" not in r.stderr, r.stderr
     assert "palette image converted to RGB" in r.stderr  # the CLI still says what it converted
+
+
+def test_demo_on_two_photos(tmp_path):
+    """The README's first command, `deepraft demo PHOTOS --out DIR`, with the bundled model on two
+    photos: stamped and forwarded copies are written, the originals pass and the stamped copies
+    are blocked. A relative --out lands in the working directory."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = ["opencv-doc__orange.jpg", "jigzo-data__train-2x2.jpg"]
+    for name in names:
+        shutil.copy(EXAMPLES / name, photos)
+    r = run_cli("demo", "photos", "--out", "out", "--device", "cpu", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    stems = sorted(Path(n).stem for n in names)
+    assert sorted(p.stem for p in (out / "stamped").iterdir()) == stems
+    forwarded = sorted(p.name for p in (out / "forwarded").iterdir())
+    assert forwarded == sorted(f"{s}.{slug}.jpg" for s in stems for slug in ("jpeg75", "crop64%", "half-size"))
+    blocked = next(line for line in r.stdout.splitlines() if "blocked" in line and "2 photos" in line)
+    cells = [c.strip() for c in blocked.split("│") if c.strip()]
+    assert cells[:4] == ["blocked", "2 photos", "0/2", "2/2"], blocked  # originals pass, stamped copies blocked
+
+
+def test_relative_defaults_are_the_working_directorys(tmp_path):
+    """`export RUN` looks for RUN under --runs-dir (default `runs`) of the working directory,
+    and says so with the absolute path."""
+    r = run_cli("export", "nosuch", "--name", "x", cwd=tmp_path)
+    assert r.returncode == 2 and str(tmp_path.resolve() / "runs" / "nosuch") in r.stderr, r.stderr

@@ -2,15 +2,19 @@
 
 Exit codes: 0 every input processed; 1 some inputs failed (the others were still processed);
 2 usage error; 3 ``scan --fail-on-protected`` found a stamp; 4 ``serve`` cannot listen.
+
+Relative paths, given or default (``--runs-dir runs``, ``models/NAME``, ``demo-out``, the demo's
+SQLite file), are resolved against the working directory when the command starts.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Iterable, List, NoReturn, Optional, Sequence, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +27,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .imageio import DEFAULT_MAX_PIXELS, SERVICE_MAX_PIXELS
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
 API_KEY_ENV = "DEEPRAFT_API_KEY"  # `deepraft serve` reads its API key from here too
 
@@ -30,6 +36,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.")
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .api import Stamper
 
 
 def _progress_iter(items: Sequence[T], label: str, enabled: bool = True) -> Iterable[T]:
@@ -50,7 +59,7 @@ def _progress_iter_stream(items: Iterable[T], total: int, label: str, enabled: b
         yield from bar.track(items, total=total)
 
 
-def _usage(message: str) -> None:
+def _usage(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(EXIT_USAGE)
 
@@ -58,7 +67,7 @@ def _usage(message: str) -> None:
 MAX_PIXELS_HELP = "Refuse images with more pixels than this (decompression-bomb guard)."
 
 
-def _load(model: str, device: Optional[str], max_pixels: int = 64_000_000):
+def _load(model: str, device: Optional[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Stamper:
     from .api import load
 
     try:
@@ -85,7 +94,7 @@ def protect(
     force: bool = typer.Option(False, help="Stamp pictures that already carry the stamp again (by default they "
                                            "are skipped: one scan each)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
-    max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input. A
     picture that already carries the stamp is skipped (--force stamps it again)."""
@@ -146,7 +155,7 @@ def scan(
     fail_on_protected: bool = typer.Option(False, help="Exit 3 when any input carries the stamp."),
     workers: int = typer.Option(0, min=0, help="Processes decoding images in parallel (0: in this process)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: cuda when available)."),
-    max_pixels: int = typer.Option(64_000_000, min=1, help=MAX_PIXELS_HELP),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Tell which pictures carry the stamp."""
     from .imageio import ImageError
@@ -237,7 +246,7 @@ def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config (configs/*.yaml)."),
     data: Path = typer.Option(..., exists=True, file_okay=False, help="Folder of training images."),
     run_name: str = typer.Option(..., help="Run folder name under --runs-dir; an existing run resumes."),
-    runs_dir: Path = typer.Option(Path("runs"), help="Where runs live."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where runs live (relative: to the working directory)."),
     max_steps: Optional[int] = typer.Option(None, min=1),
     std: Optional[float] = typer.Option(None, min=0.0, help="Smoothing noise sigma on the scanner input."),
     aug_start: Optional[int] = typer.Option(None, min=0),
@@ -277,8 +286,9 @@ def export(
     run: Path = typer.Argument(..., help="Run folder (or its name under --runs-dir); with --onnx any model."),
     name: Optional[str] = typer.Option(None, help="Model name recorded on the card (required without --onnx)."),
     onnx: Optional[Path] = typer.Option(None, help="Write encoder.onnx and scanner.onnx of RUN/MODEL here instead."),
-    out: Optional[Path] = typer.Option(None, help="Card folder to write (default: models/NAME)."),
-    runs_dir: Path = typer.Option(Path("runs")),
+    out: Optional[Path] = typer.Option(None, help="Card folder to write (default: models/NAME in the working "
+                                                   "directory)."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where runs live (relative: to the working directory)."),
     calib_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
                                               help="Clean held-out photos to calibrate thresholds on."),
     test_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
@@ -301,8 +311,8 @@ def export(
         return
     if name is None:
         _usage("--name is required to export a run as a model card")
-    run_dir = run if run.exists() else runs_dir / run
-    target = out or Path("models") / name
+    run_dir = (run if run.exists() else runs_dir / run).resolve()  # relative paths: the working directory's
+    target = (out or Path("models") / name).resolve()
     try:
         card = export_run(run_dir, name, target, calib_data, tuple(fpr), default_fpr, variants, test_data, recipe,
                           progress=lambda xs: _progress_iter(list(xs), "export"))
@@ -337,7 +347,8 @@ def prepare(
 @app.command()
 def demo(
     photos: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of photos (e.g. examples/photos)."),
-    out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Where stamped and forwarded copies go."),
+    out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Where stamped and forwarded copies go "
+                                                                    "(default: demo-out in the working directory)."),
     model: str = typer.Option("default"),
     device: Optional[str] = typer.Option(None),
 ) -> None:
@@ -346,7 +357,7 @@ def demo(
 
     stamper = _load(model, device)
     try:
-        table, failures = run_demo(stamper, photos, out, progress=lambda xs: _progress_iter(list(xs), "demo"))
+        table, failures = run_demo(stamper, photos, out.resolve(), progress=lambda xs: _progress_iter(list(xs), "demo"))
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))
     con = Console()
@@ -540,6 +551,21 @@ SERVE_EXIT_CANNOT_LISTEN = 4
 """``serve`` could not listen on the address (in use, not allowed): not 3, scan's 'stamp found'."""
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or exit 4 (``SERVE_EXIT_CANNOT_LISTEN``) saying why."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(SERVE_EXIT_CANNOT_LISTEN) from None
+    return sock
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -563,31 +589,21 @@ def serve(
     insecure: bool = typer.Option(False, help="Listen on a non-loopback address without an API key "
                                               "(/v1/protect open to anyone who reaches it)."),
     demo: bool = typer.Option(False, help="Mount the /demo messenger (sessions opened with the API key)."),
-    demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger."),
+    demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger "
+                                                                     "(relative: to the working directory)."),
     demo_quota_mb: float = typer.Option(50.0, min=0.001, help="Picture storage per demo account."),
     max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),
     max_body_mb: float = typer.Option(25.0, min=0.001, help="Largest upload; reading stops there."),
-    max_pixels: int = typer.Option(50_000_000, min=1, help=MAX_PIXELS_HELP),
+    max_pixels: int = typer.Option(SERVICE_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None),
 ) -> None:
     """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs), and with --demo the /demo
     messenger. Exit codes: 0 stopped, 2 usage error or refused settings, 4 cannot listen."""
-    import socket
-
     api_key = api_key or None
     if api_key is None and not _is_loopback(host) and not insecure:
         _usage(f"refusing to listen on {host} without an API key: anyone who reaches it could stamp pictures. "
                f"Set --api-key (or {API_KEY_ENV}), listen on 127.0.0.1, or pass --insecure.")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False)
-        raise typer.Exit(SERVE_EXIT_CANNOT_LISTEN)
+    sock = _listen(host, port)
     if api_key is None:
         err.print(f"[bold red]WARNING: no API key: /v1/protect is open to anyone who can reach {host}:{port}"
                   f"{' (and the demo)' if demo else ''}. Set --api-key or {API_KEY_ENV}.[/bold red]",
