@@ -28,3 +28,20 @@ def test_onnx_parity(tmp_path, tiny_card, tiny_stamper):
     assert res.shape == ref_res.shape and score.shape == (3,)
     assert np.abs(res - ref_res).max() <= 1e-4 * max(1.0, np.abs(ref_res).max())
     assert np.abs(score - ref_score).max() < 1e-3
+
+
+def test_export_leaves_the_callers_model_alone(tmp_path, tiny_stamper):
+    """The stamper keeps its own model object, parameters and mode (export works on a copy)."""
+    from deepraft.onnx_export import export_onnx
+
+    model = tiny_stamper.model
+    params = {k: (p.data_ptr(), p.device) for k, p in model.named_parameters()}
+    model.train()
+    try:
+        paths = export_onnx(tiny_stamper, tmp_path)
+        assert tiny_stamper.model is model and model.training  # the old export switched it to eval mode
+        assert {k: (p.data_ptr(), p.device) for k, p in model.named_parameters()} == params
+    finally:
+        model.eval()
+    assert [p.name for p in paths] == ["encoder.onnx", "scanner.onnx", "onnx.json"]
+    assert json.loads((tmp_path / "onnx.json").read_text())["usage"].startswith("A client squashes")

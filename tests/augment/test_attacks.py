@@ -87,7 +87,8 @@ def test_attack_layer_always_ops_come_first_on_every_step():
         lengths.add(len(names))
         assert torch.allclose(replay(x, rec), y, atol=1e-6)
     assert lengths == {1, 2, 3}
-    _, rec = layer(x, 0, torch.Generator())  # before the curriculum starts nothing happens
+    y, rec = layer(x, 0, torch.Generator())  # before the curriculum starts nothing happens
+    assert rec.ops == [] and rec.strength == 0.0 and torch.equal(y, x)
     with pytest.raises(ValueError, match="unknown attack"):
         AttackLayer(AugmentConfig(always=["teleport"]))
 

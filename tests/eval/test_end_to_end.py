@@ -84,3 +84,14 @@ def test_flattest_box_finds_the_flat_corner():
     rgb[48:, 64:] = 120  # a flat bottom-right quarter
     assert flattest_box(rgb, 32) == (96, 64, 128, 96) or flattest_box(rgb, 32)[0] >= 64
     assert flattest_box(rgb, 500)[2:] == (96, 96)  # larger than the photo: the photo's short side
+
+
+def test_eval_workers_are_used_or_a_warning_says_why():
+    from deepraft.eval.runner import eval_workers
+
+    assert eval_workers(0, lpips_on=True, device_type="cuda") == 0
+    assert eval_workers(3, lpips_on=False, device_type="cpu") == 3
+    with pytest.warns(UserWarning, match="--workers 2 ignored: LPIPS"):
+        assert eval_workers(2, lpips_on=True, device_type="cpu") == 0
+    with pytest.warns(UserWarning, match="--workers 2 ignored: the model runs on cuda"):
+        assert eval_workers(2, lpips_on=False, device_type="cuda") == 0

@@ -234,3 +234,15 @@ def test_ddp_refusal_is_taken_by_every_rank(tmp_path, photo_dir):
             p.kill()
     for p, (_, stderr) in zip(procs, outs):
         assert p.returncode == 2 and "run exists" in stderr, stderr[-2000:]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_resolves_and_builds_its_model(path):
+    from deepraft.models import build_model
+
+    cfg = load_train_config(path)
+    assert cfg.max_steps > 0 and cfg.batch_size > 0
+    model = build_model(cfg.model)
+    x = torch.rand(1, 3, cfg.model.work_size, cfg.model.work_size)
+    with torch.no_grad():
+        assert model.scanner(x).shape == (1,)
