@@ -78,7 +78,15 @@ class AugmentConfig:
     enabled: bool = False
     names: list[str] = field(
         default_factory=lambda: [
-            "rotate", "crop", "resize", "color", "defocus", "blur", "perspective", "noise", "jpeg",
+            "rotate",
+            "crop",
+            "resize",
+            "color",
+            "defocus",
+            "blur",
+            "perspective",
+            "noise",
+            "jpeg",
         ]
     )
     max_ops: int = 3
@@ -145,6 +153,11 @@ class TrainConfig:
     keep_checkpoints: int = 2
     device: str = "auto"
     grad_clip: float = 1.0
+    strength_warmup_db: float = 0.0
+    """Training warm-up: the stamp starts this many dB stronger than the model's setting and
+    comes down linearly to it over ``strength_warmup_steps``: a strong stamp is found quickly,
+    and the scanner then follows it as it fades (0: off)."""
+    strength_warmup_steps: int = 0
     init_from: str | None = None
     """Start a new run from the weights of a model (bundled name, model card, run folder or
     ``.safetensors`` file) instead of random ones: fine-tuning. Ignored when resuming."""
@@ -152,7 +165,7 @@ class TrainConfig:
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
     """Convert a plain YAML value to the annotated type ``tp`` (dataclasses recursively)."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

@@ -55,23 +55,27 @@ class StampModel(nn.Module):
         """The working copy of a (B,3,H,W) batch (see :func:`functional.work_shape`)."""
         return Fn.resize_to_work(x, self.cfg.work_size, self.cfg.work_mode)
 
-    def stamp(self, x: torch.Tensor) -> torch.Tensor:
-        """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size."""
+    def stamp(self, x: torch.Tensor, boost: float = 1.0) -> torch.Tensor:
+        """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size. ``boost`` > 1
+        makes the stamp stronger than the model's setting (a training warm-up only)."""
         r = self.residual(self.work(x))
+        if boost != 1.0:
+            r = r * boost
         if r.shape[-2:] != x.shape[-2:]:
             r = Fn.upsample(r, x.shape[-2], x.shape[-1])
         return (x + r).clamp(0.0, 1.0)
 
     def forward(self, x: torch.Tensor, attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 generator: torch.Generator | None = None,
-                negatives: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                negatives: dict[str, torch.Tensor] | None = None, boost: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
         and the clean copies through ``attack``, and scan them with the smoothing noise.
         ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
+        ``boost``: see :meth:`stamp`.
         Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
-        stamped = self.stamp(x)
+        stamped = self.stamp(x, boost)
         clean = x if negatives is None else forge(x, stamped - x, negatives)
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if attack is not None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import rich.progress
-
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
@@ -25,8 +24,8 @@ from ..augment import AttackLayer, sample_negatives
 from ..card import resolve_card
 from ..config import TrainConfig, to_dict
 from ..data import PhotoCrops, StepBatches, find_images, sample_seed
-from ..models import StampModel, build_model
 from ..fileio import atomic_write_text
+from ..models import StampModel, build_model
 from ..models.functional import psnr
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .distributed import (
@@ -38,8 +37,20 @@ from .distributed import (
 )
 from .losses import detection_loss, image_loss, image_weight
 
-LOG_FIELDS = ["step", "loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr", "strength", "lr",
-              "steps_per_s", "wall_time_s"]
+LOG_FIELDS = [
+    "step",
+    "loss",
+    "det_loss",
+    "img_loss",
+    "psnr",
+    "acc",
+    "tpr",
+    "tnr",
+    "strength",
+    "lr",
+    "steps_per_s",
+    "wall_time_s",
+]
 
 
 @dataclass
@@ -86,22 +97,41 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, step: int,
-               cfg: TrainConfig, attack: AttackLayer, device: torch.device, info: DistInfo) -> dict[str, float]:
+def stamp_boost(step: int, cfg: TrainConfig) -> float:
+    """Amplitude factor of the stamp at ``step`` during the strength warm-up (1 after it)."""
+    if cfg.strength_warmup_db <= 0 or step >= cfg.strength_warmup_steps:
+        return 1.0
+    db = cfg.strength_warmup_db * (1.0 - step / max(1, cfg.strength_warmup_steps))
+    return 10.0 ** (db / 20.0)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    step: int,
+    cfg: TrainConfig,
+    attack: AttackLayer,
+    device: torch.device,
+    info: DistInfo,
+) -> dict[str, float]:
     """One optimisation step on a uint8 batch of clean crops; returns its metrics."""
     x = batch.to(device, non_blocking=True).float().div_(255.0)
     n = x.shape[0]
     g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1))
     noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2))
-    record = attack.sample(2 * n, tuple(x.shape[-2:]), step, g)
-    negatives = (sample_negatives(n, tuple(x.shape[-2:]), cfg.augment, g, record.strength)
-                 if record.strength > 0 else None)
+    record = attack.sample(2 * n, (x.shape[-2], x.shape[-1]), step, g)
+    negatives = (
+        sample_negatives(n, (x.shape[-2], x.shape[-1]), cfg.augment, g, record.strength)
+        if record.strength > 0
+        else None
+    )
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     with amp:
-        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g,
-                                negatives=negatives)
+        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g, negatives=negatives,
+                                boost=stamp_boost(step, cfg))
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
@@ -113,13 +143,20 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     optimizer.step()
     with torch.no_grad():
         pred = logits.float() > 0
-        stats = torch.stack([
-            loss.detach(), det.detach(), img.detach(), psnr(stamped.float(), x).mean(),
-            (pred == labels.bool()).float().mean(), pred[:n].float().mean(), (~pred[n:]).float().mean(),
-        ])
-        stats = all_reduce_mean(stats, info).tolist()
+        stats = torch.stack(
+            [
+                loss.detach(),
+                det.detach(),
+                img.detach(),
+                psnr(stamped.float(), x).mean(),
+                (pred == labels.bool()).float().mean(),
+                pred[:n].float().mean(),
+                (~pred[n:]).float().mean(),
+            ]
+        )
+        values: list[float] = all_reduce_mean(stats, info).tolist()
     keys = ["loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr"]
-    return {**dict(zip(keys, stats)), "strength": record.strength, "lr": optimizer.param_groups[0]["lr"]}
+    return {**dict(zip(keys, values)), "strength": record.strength, "lr": optimizer.param_groups[0]["lr"]}
 
 
 class _CsvLog:
@@ -145,13 +182,26 @@ class _CsvLog:
 
 def _progress(enabled: bool) -> rich.progress.Progress:
     rp = rich.progress
-    return rp.Progress(rp.TextColumn("[bold]train"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                       rp.TimeRemainingColumn(), rp.TextColumn("{task.fields[stats]}"), disable=not enabled,
-                       transient=False)
+    return rp.Progress(
+        rp.TextColumn("[bold]train"),
+        rp.BarColumn(),
+        rp.MofNCompleteColumn(),
+        rp.TimeRemainingColumn(),
+        rp.TextColumn("{task.fields[stats]}"),
+        disable=not enabled,
+        transient=False,
+    )
 
 
-def _start(cfg: TrainConfig, run_dir: Path, resume: bool, model: StampModel, optimizer: torch.optim.Optimizer,
-           info: DistInfo, device: torch.device) -> tuple[int, float]:
+def _start(
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    model: StampModel,
+    optimizer: torch.optim.Optimizer,
+    info: DistInfo,
+    device: torch.device,
+) -> tuple[int, float]:
     """(first step, wall time so far): from the latest checkpoint, else a new run (from
     ``init_from``'s weights when set). The refusal to overwrite a run is decided on every rank
     before any other collective: raised on rank 0 alone, it left the other ranks waiting in
@@ -168,24 +218,37 @@ def _start(cfg: TrainConfig, run_dir: Path, resume: bool, model: StampModel, opt
     return 0, 0.0
 
 
-def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: torch.device,
-                    world_size: int) -> None:
+def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: torch.device, world_size: int) -> None:
     """``config.yaml`` (the resolved config) and ``run.json`` (data, hardware, versions), each
     written atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    atomic_write_text(run_dir / "run.json", json.dumps({
-        "data": str(Path(data_dir).resolve()), "hardware": hardware_description(device, world_size),
-        "torch": torch.__version__, "world_size": world_size}, indent=2))
+    atomic_write_text(
+        run_dir / "run.json",
+        json.dumps(
+            {
+                "data": str(Path(data_dir).resolve()),
+                "hardware": hardware_description(device, world_size),
+                "torch": torch.__version__,
+                "world_size": world_size,
+            },
+            indent=2,
+        ),
+    )
 
 
-def _loader(cfg: TrainConfig, data_dir: Path, start: int, stop: int, info: DistInfo,
-            device: torch.device) -> DataLoader:
+def _loader(
+    cfg: TrainConfig, data_dir: Path, start: int, stop: int, info: DistInfo, device: torch.device
+) -> DataLoader:
     files = find_images(Path(data_dir), cfg.data.layout)
     dataset = PhotoCrops(files, cfg.data.image_size, cfg.data.min_crop_area, cfg.data.max_side, cfg.seed)
-    return DataLoader(dataset, batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
-                      num_workers=cfg.data.num_workers, persistent_workers=cfg.data.num_workers > 0,
-                      pin_memory=device.type == "cuda")
+    return DataLoader(
+        dataset,
+        batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        pin_memory=device.type == "cuda",
+    )
 
 
 @dataclass
@@ -212,12 +275,20 @@ class _Slice:
 
     def checkpoint(self, done: int) -> None:
         if self.info.is_main:
-            save_checkpoint(self.run_dir, done, self.model, self.cfg.model, self.optimizer, self.elapsed(),
-                            self.cfg.keep_checkpoints)
+            save_checkpoint(
+                self.run_dir,
+                done,
+                self.model,
+                self.cfg.model,
+                self.optimizer,
+                self.elapsed(),
+                self.cfg.keep_checkpoints,
+            )
 
 
-def _run_steps(sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvLog | None,
-               show_progress: bool) -> tuple[int, dict[str, float]]:
+def _run_steps(
+    sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvLog | None, show_progress: bool
+) -> tuple[int, dict[str, float]]:
     """Train steps ``start..stop-1`` (or until out of time); returns (last step, its metrics)."""
     cfg = sl.cfg
     attack = AttackLayer(cfg.augment)
@@ -234,9 +305,14 @@ def _run_steps(sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvL
                 last["steps_per_s"] = steps_since / max(1e-9, now - t_log)
                 t_log, steps_since = now, 0
                 last["wall_time_s"] = sl.elapsed()
-                bar.update(task, completed=done, stats=(
-                    f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
-                    f"str {last['strength']:.2f}"))
+                bar.update(
+                    task,
+                    completed=done,
+                    stats=(
+                        f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
+                        f"str {last['strength']:.2f}"
+                    ),
+                )
                 if log:
                     log.write({"step": done, **{k: f"{v:.6g}" for k, v in last.items()}})
             else:
@@ -249,9 +325,15 @@ def _run_steps(sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvL
     return step, last
 
 
-def train(cfg: TrainConfig, data_dir: Path, run_dir: Path, resume: bool = True,
-          show_progress: bool = True, until_step: int | None = None,
-          time_limit_s: float | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    data_dir: Path,
+    run_dir: Path,
+    resume: bool = True,
+    show_progress: bool = True,
+    until_step: int | None = None,
+    time_limit_s: float | None = None,
+) -> TrainResult:
     """Train (or resume) the run in ``run_dir`` on the photos of ``data_dir``.
 
     Resuming is exact: weights, optimizer, step and RNG come from the latest checkpoint and
