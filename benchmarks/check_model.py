@@ -47,9 +47,13 @@ def perceptual_check(stamper, files: Sequence[Path], jpeg_references: Sequence[i
         megapixels += pic.size[0] * pic.size[1] / 1e6
     seconds = time.perf_counter() - t0
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "file"]
-    return {"note": note, "jpeg_references": list(jpeg_references),
-            "seconds_per_megapixel": round(seconds / megapixels, 2) if megapixels else None,
-            "summary": {k: column_stats(rows, k, "file") for k in keys}, "per_image": rows}
+    return {
+        "note": note,
+        "jpeg_references": list(jpeg_references),
+        "seconds_per_megapixel": round(seconds / megapixels, 2) if megapixels else None,
+        "summary": {k: column_stats(rows, k, "file") for k in keys},
+        "per_image": rows,
+    }
 
 
 def main() -> None:
@@ -67,8 +71,13 @@ def main() -> None:
     t0 = time.perf_counter()
     files = find_images(args.data)
     report = quick_check(stamper, files, fpr=args.fpr)
-    result = {"model": stamper.card.name, "data": str(args.data.resolve()), "seconds": round(time.perf_counter() - t0, 1),
-              **report.as_dict(), "per_image": report.per_image}
+    result = {
+        "model": stamper.card.name,
+        "data": str(args.data.resolve()),
+        "seconds": round(time.perf_counter() - t0, 1),
+        **report.as_dict(),
+        "per_image": report.per_image,
+    }
     if not args.no_perceptual:
         result["perceptual"] = perceptual_check(stamper, files, (90, 95))
     out = args.out or HERE / "results" / f"check_{stamper.card.name}.json"
@@ -91,8 +100,10 @@ def print_perceptual(res: dict) -> None:
         if not st:
             continue
         beside = ", ".join(f"JPEG q{r[4:]} {res['summary'][column(metric, r)]['mean']:.2f}" for r in refs)
-        print(f"  {label:16s} mean {st['mean']:.2f}, min {st['min']:.2f}, max {st['max']:.2f}, worst "
-              f"{Path(st['worst']['file']).name} ({st['worst']['value']:.2f}); {beside}")
+        print(
+            f"  {label:16s} mean {st['mean']:.2f}, min {st['min']:.2f}, max {st['max']:.2f}, worst "
+            f"{Path(st['worst']['file']).name} ({st['worst']['value']:.2f}); {beside}"
+        )
     print(f"  {res['note']} {res['seconds_per_megapixel']} s per megapixel.")
 
 

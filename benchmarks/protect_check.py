@@ -62,16 +62,24 @@ def main() -> None:
         med["protect without the check"] = med["decode"] + med["stamp"] + med["encode"]
         med["check share"] = med["check (one scan)"] / (med["protect without the check"] + med["check (one scan)"])
         rows[label] = med
-    result = {"model": args.model, "device": args.device, "cpu": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "repeats": args.repeats, "median_ms": rows}
+    result = {
+        "model": args.model,
+        "device": args.device,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
+        "median_ms": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"protect_check_{args.device}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"model {args.model} on {args.device}, {torch.get_num_threads()} threads, median of {args.repeats}")
     print("| size | decode | check (one scan) | stamp | encode | check share |")
     print("| --- | --- | --- | --- | --- | --- |")
     for label, m in rows.items():
-        print(f"| {label} | {m['decode']:.0f} ms | {m['check (one scan)']:.0f} ms | {m['stamp']:.0f} ms | "
-              f"{m['encode']:.0f} ms | {100 * m['check share']:.0f} % |")
+        print(
+            f"| {label} | {m['decode']:.0f} ms | {m['check (one scan)']:.0f} ms | {m['stamp']:.0f} ms | "
+            f"{m['encode']:.0f} ms | {100 * m['check share']:.0f} % |"
+        )
 
 
 if __name__ == "__main__":

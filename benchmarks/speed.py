@@ -78,10 +78,16 @@ def one_size(model: str, device: str, label: str, repeats: int) -> dict:
         del pic, out
     med = {k: statistics.median(v) for k, v in t.items()}
     w, h = SIZES[label]
-    return {"size": label, "width": w, "height": h, "megapixels": round(w * h / 1e6, 2),
-            **{f"{k}_s": round(v, 4) for k, v in med.items()},
-            "protect_per_s": round(1 / med["protect_total"], 2), "scan_per_s": round(1 / med["scan_total"], 2),
-            "peak_extra_mb": round(_rss_mb("VmHWM") - base, 1)}
+    return {
+        "size": label,
+        "width": w,
+        "height": h,
+        "megapixels": round(w * h / 1e6, 2),
+        **{f"{k}_s": round(v, 4) for k, v in med.items()},
+        "protect_per_s": round(1 / med["protect_total"], 2),
+        "scan_per_s": round(1 / med["scan_total"], 2),
+        "peak_extra_mb": round(_rss_mb("VmHWM") - base, 1),
+    }
 
 
 def bulk_scan(model: str, device: str, count: int, workers: int) -> dict:
@@ -100,11 +106,23 @@ def bulk_scan(model: str, device: str, count: int, workers: int) -> dict:
             base.rotate(i % 7, resample=Image.Resampling.NEAREST).save(p, quality=85 + i % 10)
             paths.append(p)
         t0 = time.perf_counter()
-        n = sum(1 for _ in track(stamper.scan_files(paths, workers=workers, batch_size=64), total=count,
-                                 description="bulk scan", transient=True))
+        n = sum(
+            1
+            for _ in track(
+                stamper.scan_files(paths, workers=workers, batch_size=64),
+                total=count,
+                description="bulk scan",
+                transient=True,
+            )
+        )
         wall = time.perf_counter() - t0
-    return {"images": n, "image_size": "1MP JPEG", "workers": workers, "seconds": round(wall, 2),
-            "images_per_s": round(n / wall, 1)}
+    return {
+        "images": n,
+        "image_size": "1MP JPEG",
+        "workers": workers,
+        "seconds": round(wall, 2),
+        "images_per_s": round(n / wall, 1),
+    }
 
 
 def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: float = 5.0) -> dict:
@@ -116,7 +134,11 @@ def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: floa
     stamper = deepraft.load(model, device=device)
     x = torch.rand(batch, 3, 256, 256, device=stamper.device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.startswith("cuda")
+        else torch.autocast("cpu", enabled=False)
+    )
     n, t0 = 0, time.perf_counter()
     with torch.inference_mode(), amp:
         stamper.model.scan(x)
@@ -147,22 +169,38 @@ def hardware(device: str) -> str:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"# Speed: model `{res['model']}` on {res['hardware']} ({res['device']})", "",
-             "| size | decode s | stamp s | encode s | protect total s | scan total s | protect/s | scan/s | "
-             "peak extra MB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Speed: model `{res['model']}` on {res['hardware']} ({res['device']})",
+        "",
+        "| size | decode s | stamp s | encode s | protect total s | scan total s | protect/s | scan/s | "
+        "peak extra MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["sizes"]:
-        lines.append(f"| {r['size']} ({r['width']}x{r['height']}) | {r['decode_s']} | {r['stamp_s']} | {r['encode_s']} | "
-                     f"{r['protect_total_s']} | {r['scan_total_s']} | {r['protect_per_s']} | {r['scan_per_s']} | "
-                     f"{r['peak_extra_mb']} |")
+        lines.append(
+            f"| {r['size']} ({r['width']}x{r['height']}) | {r['decode_s']} | {r['stamp_s']} | {r['encode_s']} | "
+            f"{r['protect_total_s']} | {r['scan_total_s']} | {r['protect_per_s']} | {r['scan_per_s']} | "
+            f"{r['peak_extra_mb']} |"
+        )
     b, s = res.get("bulk"), res.get("scanner")
     if b:
-        lines += ["", f"Bulk scan: {b['images']} {b['image_size']} files with {b['workers']} DataLoader workers: "
-                      f"{b['seconds']} s, {b['images_per_s']} images/s."]
+        lines += [
+            "",
+            f"Bulk scan: {b['images']} {b['image_size']} files with {b['workers']} DataLoader workers: "
+            f"{b['seconds']} s, {b['images_per_s']} images/s.",
+        ]
     if s:
-        lines += ["", f"Scanner alone (resize + network, batch {s['batch']}, {s['input']}): {s['images_per_s']} images/s."]
-    lines += ["", "protect total = decode JPEG + stamp at full resolution + encode JPEG q95; scan total = bytes to "
-                  "decision (reduced-scale JPEG decode straight to the working copy). Medians of "
-                  f"{res['repeats']} runs.", ""]
+        lines += [
+            "",
+            f"Scanner alone (resize + network, batch {s['batch']}, {s['input']}): {s['images_per_s']} images/s.",
+        ]
+    lines += [
+        "",
+        "protect total = decode JPEG + stamp at full resolution + encode JPEG q95; scan total = bytes to "
+        "decision (reduced-scale JPEG decode straight to the working copy). Medians of "
+        f"{res['repeats']} runs.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -182,14 +220,34 @@ def main() -> None:
         return
     sizes = []
     for label in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--device", args.device,
-                              "--repeats", str(args.repeats), "--one", label], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--device",
+                args.device,
+                "--repeats",
+                str(args.repeats),
+                "--one",
+                label,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             raise SystemExit(out.stderr)
         sizes.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(sizes[-1]))
-    res = {"model": args.model, "device": args.device, "hardware": hardware(args.device), "repeats": args.repeats,
-           "sizes": sizes, "date": time.strftime("%Y-%m-%d")}
+    res = {
+        "model": args.model,
+        "device": args.device,
+        "hardware": hardware(args.device),
+        "repeats": args.repeats,
+        "sizes": sizes,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     if args.bulk:
         res["bulk"] = bulk_scan(args.model, args.device, args.bulk, args.workers)
         print(json.dumps(res["bulk"]))

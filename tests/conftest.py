@@ -44,8 +44,15 @@ def photo_dir(tmp_path_factory) -> Path:
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "deepraft.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, check=check, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "deepraft.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=check,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,11 +61,19 @@ def tiny_run(tmp_path_factory, photo_dir) -> Path:
     from deepraft.config import load_train_config
     from deepraft.train import train
 
-    cfg = load_train_config(None, {
-        "model": TINY_MODEL, "data": {"image_size": 48, "max_side": 128}, "batch_size": 4, "max_steps": 6,
-        "checkpoint_every": 3, "log_every": 2, "warmup_steps": 1,
-        "augment": {"enabled": True, "aug_start": 0, "aug_end": 2},
-    })
+    cfg = load_train_config(
+        None,
+        {
+            "model": TINY_MODEL,
+            "data": {"image_size": 48, "max_side": 128},
+            "batch_size": 4,
+            "max_steps": 6,
+            "checkpoint_every": 3,
+            "log_every": 2,
+            "warmup_steps": 1,
+            "augment": {"enabled": True, "aug_start": 0, "aug_end": 2},
+        },
+    )
     run = tmp_path_factory.mktemp("runs") / "tiny"
     train(cfg, photo_dir, run, show_progress=False)
     return run

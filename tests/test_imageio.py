@@ -68,8 +68,9 @@ def test_rgba_alpha_untouched(tmp_path):
     assert back.mode == "RGBA" and np.array_equal(np.asarray(back.getchannel("A")), alpha)
 
 
-@pytest.mark.parametrize("mode,note", [("L", "grayscale"), ("P", "palette"), ("CMYK", "CMYK"), ("1", "grayscale"),
-                                       ("LA", "grayscale")])
+@pytest.mark.parametrize(
+    "mode,note", [("L", "grayscale"), ("P", "palette"), ("CMYK", "CMYK"), ("1", "grayscale"), ("LA", "grayscale")]
+)
 def test_modes_converted_with_warning(mode, note):
     img = synthetic_photo(3).convert(mode)
     fmt = "TIFF" if mode == "CMYK" else "PNG"

@@ -26,8 +26,17 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "deepraft"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("deepraft.config", "deepraft.fileio", "deepraft.measures", "deepraft.imageio", "deepraft.weights_io",
-     "deepraft.plotting", "deepraft.models", "deepraft.augment", "deepraft.data"),
+    (
+        "deepraft.config",
+        "deepraft.fileio",
+        "deepraft.measures",
+        "deepraft.imageio",
+        "deepraft.weights_io",
+        "deepraft.plotting",
+        "deepraft.models",
+        "deepraft.augment",
+        "deepraft.data",
+    ),
     ("deepraft", "deepraft.train", "deepraft.calibrate", "deepraft.card", "deepraft.api", "deepraft.onnx_export"),
     ("deepraft.eval", "deepraft.smoothing", "deepraft.attacks", "deepraft.export", "deepraft.demo"),
     ("deepraft.cli", "deepraft.service"),
@@ -85,9 +94,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_import_points_upward():
-    upward = sorted(f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
-                    for a, targets in _graph().items() for b in targets
-                    if _layer(b) > _layer(a) and (a, b) not in UPWARD_EXCEPTIONS)
+    upward = sorted(
+        f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
+        for a, targets in _graph().items()
+        for b in targets
+        if _layer(b) > _layer(a) and (a, b) not in UPWARD_EXCEPTIONS
+    )
     assert upward == []
 
 
@@ -100,7 +112,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2
@@ -128,9 +140,11 @@ FORBIDDEN_ON_LOAD = ("deepraft.train", "deepraft.data", "deepraft.augment", "dee
 def test_import_and_load_need_no_training_code(code):
     """A fresh interpreter: the library and its bundled model load without the training loop,
     the data package, the augmentations, kornia or matplotlib."""
-    probe = (f"{code}\nimport sys\n"
-             f"print(sorted(m for m in sys.modules if m.split('.')[0] == 'kornia' or "
-             f"any(m == p or m.startswith(p + '.') for p in {FORBIDDEN_ON_LOAD!r})))")
+    probe = (
+        f"{code}\nimport sys\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] == 'kornia' or "
+        f"any(m == p or m.startswith(p + '.') for p in {FORBIDDEN_ON_LOAD!r})))"
+    )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[]"
@@ -141,13 +155,18 @@ DOCSTRING_DATA_EXCEPTIONS = {"deepraft.attacks.forgery"}
 
 
 def test_no_docstring_used_as_data():
-    users = sorted(name for name, path in _modules().items()
-                   if any(isinstance(n, ast.Name) and n.id == "__doc__" for n in ast.walk(ast.parse(path.read_text()))))
+    users = sorted(
+        name
+        for name, path in _modules().items()
+        if any(isinstance(n, ast.Name) and n.id == "__doc__" for n in ast.walk(ast.parse(path.read_text())))
+    )
     assert [u for u in users if u not in DOCSTRING_DATA_EXCEPTIONS] == []
 
 
 def test_recorded_methods_survive_python_OO():
-    code = ("from deepraft.eval.runner import METHOD; from deepraft.onnx_export import USAGE; "
-            "assert METHOD.startswith('For every photo') and USAGE.startswith('A client'); print('ok')")
+    code = (
+        "from deepraft.eval.runner import METHOD; from deepraft.onnx_export import USAGE; "
+        "assert METHOD.startswith('For every photo') and USAGE.startswith('A client'); print('ok')"
+    )
     r = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=300)
     assert r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from .card import ModelCard, resolve_card
 from .imageio import (
@@ -27,7 +28,7 @@ from .models import StampModel, build_model
 from .models import functional as Fn
 from .weights_io import load_weights
 
-ImageLike = Union[Image.Image, Picture]
+ImageLike = Image.Image | Picture
 
 STRIP_PIXELS = 1_000_000
 """Pixels per strip when adding the upsampled stamp (bounds float memory on huge images)."""
@@ -48,8 +49,9 @@ class AlreadyStamped(ValueError):
     raised by :meth:`Stamper.protect_file` unless ``force``."""
 
     def __init__(self, source: str, result: ScanResult) -> None:
-        super().__init__(f"{source}: already carries the stamp (score {result.score:.2f} > threshold "
-                         f"{result.threshold:.2f})")
+        super().__init__(
+            f"{source}: already carries the stamp (score {result.score:.2f} > threshold {result.threshold:.2f})"
+        )
         self.source = source
         self.result = result
 
@@ -61,8 +63,9 @@ def default_device() -> torch.device:
 class Stamper:
     """Protects (stamps) and scans images with one model card."""
 
-    def __init__(self, card: ModelCard, model: StampModel, device: torch.device,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self, card: ModelCard, model: StampModel, device: torch.device, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.card = card
         self.model = model.eval()
         self.device = device
@@ -123,8 +126,10 @@ class Stamper:
         if self.work_mode == "square":
             residuals = self.model.residual(self.work_copies(pics)).float()
             return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
-        return [self._add_stamp(p, self.model.residual(self._to_batch([a])).float())
-                for p, a in zip(pics, self.work_arrays(pics))]
+        return [
+            self._add_stamp(p, self.model.residual(self._to_batch([a])).float())
+            for p, a in zip(pics, self.work_arrays(pics))
+        ]
 
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
         h, w = pic.rgb.shape[:2]
@@ -180,8 +185,9 @@ class Stamper:
     def read(self, path: str | os.PathLike[str]) -> Picture:
         return read_image(path, max_pixels=self.max_pixels)
 
-    def read_many(self, files: Iterable[Path], failed: list[str],
-                  progress: Callable[[Iterable], Iterable] | None = None) -> Iterator[tuple[Path, Picture]]:
+    def read_many(
+        self, files: Iterable[Path], failed: list[str], progress: Callable[[Iterable], Iterable] | None = None
+    ) -> Iterator[tuple[Path, Picture]]:
         """Decode ``files`` one by one; unreadable ones are appended to ``failed`` and skipped."""
         for f in progress(files) if progress else files:
             try:
@@ -189,8 +195,9 @@ class Stamper:
             except ImageError as exc:
                 failed.append(str(exc))
 
-    def protect_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95,
-                     force: bool = True) -> Picture:
+    def protect_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95, force: bool = True
+    ) -> Picture:
         """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``). With
         ``force=False`` a picture that already carries the stamp raises :class:`AlreadyStamped`
         (it costs one scan of the decoded picture) and nothing is written."""
@@ -216,14 +223,15 @@ class Stamper:
         """Scan a file (or encoded bytes) through the fast path: reduced-scale JPEG decoding
         straight to the working copy, no full-resolution copy."""
         self.card.threshold(fpr)
-        return self.scan_work_copies([read_work_copy(path, self.work_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr)[0]
+        return self.scan_work_copies(
+            [read_work_copy(path, self.work_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr
+        )[0]
 
-    def scan_files(self, paths: Sequence[Path], fpr: float | None = None, batch_size: int = 64,
-                   workers: int = 0) -> Iterator[tuple[Path, ScanResult | ImageError]]:
+    def scan_files(
+        self, paths: Sequence[Path], fpr: float | None = None, batch_size: int = 64, workers: int = 0
+    ) -> Iterator[tuple[Path, ScanResult | ImageError]]:
         """Scan many files, decoding in ``workers`` DataLoader processes while the model runs;
         yields (path, result) in input order, an :class:`ImageError` for a file that failed."""
-        from torch.utils.data import DataLoader
-
         self.card.threshold(fpr)
         dataset = _WorkCopies(list(paths), self.work_size, self.max_pixels, self.work_mode)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
@@ -234,7 +242,7 @@ class Stamper:
                 yield Path(p), a if isinstance(a, ImageError) else next(results)
 
 
-class _WorkCopies:
+class _WorkCopies(Dataset[tuple[str, "np.ndarray | ImageError"]]):
     """Map-style dataset of working copies (or the error a file gave), for DataLoader workers."""
 
     def __init__(self, paths: list[Path], size: int, max_pixels: int | None, mode: str = "square") -> None:
@@ -258,8 +266,11 @@ def _centre_crop(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return a[top : top + h, left : left + w]
 
 
-def load(model: str | os.PathLike[str] = "default", device: str | torch.device | None = None,
-         max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Stamper:
+def load(
+    model: str | os.PathLike[str] = "default",
+    device: str | torch.device | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Stamper:
     """Load a bundled model by name, a model card folder, or a training run folder."""
     card = resolve_card(model if isinstance(model, str) else Path(model))
     dev = default_device() if device is None else torch.device(device)

@@ -9,9 +9,9 @@ tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance
@@ -21,7 +21,7 @@ from .imageio import reencode
 DEFAULT_FPRS = (1e-1, 1e-2, 1e-3)
 
 
-def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
+def threshold_at_fpr(negative_scores: Sequence[float] | np.ndarray, fpr: float) -> float:
     """Smallest threshold ``t`` among the scores with ``mean(score > t) <= fpr``.
 
     With ``n`` negatives, ``k = floor(fpr * n)`` of them may lie above ``t``: ``t`` is the
@@ -36,8 +36,9 @@ def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
     return float(s[min(k, s.size - 1)])
 
 
-def bootstrap_threshold(groups: Sequence[Sequence[float]], fpr: float, n_boot: int = 1000,
-                        confidence: float = 0.95, seed: int = 0) -> float:
+def bootstrap_threshold(
+    groups: Sequence[Sequence[float]], fpr: float, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> float:
     """Upper ``confidence`` bound on the FPR-``fpr`` threshold when the negative scores come in
     correlated groups (the benign variants of one photo): resample the groups (photos) with
     replacement, take :func:`threshold_at_fpr` of every resample, return the ``confidence``
@@ -82,8 +83,11 @@ def _pad(img: Image.Image, fraction: float, rng: np.random.Generator) -> Image.I
 def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """One random everyday edit (or chain of edits) of a clean RGB photo."""
     out = img
-    kinds = rng.choice(["crop", "resize", "color", "flip", "turn", "pad", "rotate", "caption", "none"],
-                       size=int(rng.integers(1, 3)), replace=False)
+    kinds = rng.choice(
+        ["crop", "resize", "color", "flip", "turn", "pad", "rotate", "caption", "none"],
+        size=int(rng.integers(1, 3)),
+        replace=False,
+    )
     for kind in kinds:
         if kind == "crop":
             out = _crop(out, float(rng.uniform(0.3, 0.95)), rng)
@@ -96,8 +100,14 @@ def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         elif kind == "flip":
             out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         elif kind == "turn":  # a quarter, half or three-quarter turn, or an upside-down mirror
-            out = out.transpose([Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
-                                 Image.Transpose.ROTATE_270, Image.Transpose.FLIP_TOP_BOTTOM][int(rng.integers(4))])
+            out = out.transpose(
+                [
+                    Image.Transpose.ROTATE_90,
+                    Image.Transpose.ROTATE_180,
+                    Image.Transpose.ROTATE_270,
+                    Image.Transpose.FLIP_TOP_BOTTOM,
+                ][int(rng.integers(4))]
+            )
         elif kind == "pad":  # letterbox / frame: 5-30 % of the side in a flat colour
             out = _pad(out, float(rng.uniform(0.05, 0.3)), rng)
         elif kind == "rotate":  # a slight turn, black corners kept
@@ -135,21 +145,34 @@ class Calibration:
     confidence: float = 0.95
 
     def as_dict(self) -> dict[str, object]:
-        return {"data": self.data, "n_images": self.n_images, "n_negatives": self.n_negatives,
-                "variants_per_image": self.variants_per_image,
-                "fpr_resolution": fpr_resolution(self.n_negatives), "failed": self.failed,
-                "empirical_thresholds": self.empirical, "confidence": self.confidence,
-                "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
-                          "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, caption bars); the card's threshold is its "
-                          f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
-                          "photo are correlated), so that an unlucky draw of calibration photos does not set "
-                          "it too low"}
+        return {
+            "data": self.data,
+            "n_images": self.n_images,
+            "n_negatives": self.n_negatives,
+            "variants_per_image": self.variants_per_image,
+            "fpr_resolution": fpr_resolution(self.n_negatives),
+            "failed": self.failed,
+            "empirical_thresholds": self.empirical,
+            "confidence": self.confidence,
+            "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
+            "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, "
+            "caption bars); the card's threshold is its "
+            f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
+            "photo are correlated), so that an unlucky draw of calibration photos does not set "
+            "it too low",
+        }
 
 
-def calibrate(score_fn: Callable[[list[Image.Image]], list[float]], files: Sequence[Path],
-              fprs: Sequence[float] = DEFAULT_FPRS, variants_per_image: int = 50, seed: int = 0,
-              data_name: str = "", progress: Callable[[Iterable], Iterable] | None = None,
-              confidence: float = 0.95) -> Calibration:
+def calibrate(
+    score_fn: Callable[[list[Image.Image]], list[float]],
+    files: Sequence[Path],
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    variants_per_image: int = 50,
+    seed: int = 0,
+    data_name: str = "",
+    progress: Callable[[Iterable], Iterable] | None = None,
+    confidence: float = 0.95,
+) -> Calibration:
     """Score every file and its benign variants with ``score_fn`` and derive thresholds."""
     from .imageio import ImageError, read_image
 
@@ -170,5 +193,4 @@ def calibrate(score_fn: Callable[[list[Image.Image]], list[float]], files: Seque
     scores = [s for g in groups for s in g]
     empirical = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
     thresholds = {f"{fpr:g}": bootstrap_threshold(groups, fpr, confidence=confidence, seed=seed) for fpr in fprs}
-    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical,
-                       confidence)
+    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical, confidence)

@@ -53,19 +53,28 @@ class ModelCard:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "model": to_dict(self.model), "thresholds": self.thresholds,
-            "default_fpr": self.default_fpr, "calibration": self.calibration, "training": self.training,
-            "metrics": self.metrics, "weights_sha256": self.weights_sha256,
+            "name": self.name,
+            "model": to_dict(self.model),
+            "thresholds": self.thresholds,
+            "default_fpr": self.default_fpr,
+            "calibration": self.calibration,
+            "training": self.training,
+            "metrics": self.metrics,
+            "weights_sha256": self.weights_sha256,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> "ModelCard":
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> ModelCard:
         return cls(
-            name=data["name"], model=from_dict(ModelConfig, data["model"], "card.model"),
+            name=data["name"],
+            model=from_dict(ModelConfig, data["model"], "card.model"),
             thresholds={str(k): float(v) for k, v in data.get("thresholds", {}).items()},
-            default_fpr=float(data.get("default_fpr", 1e-3)), calibration=data.get("calibration", {}),
-            training=data.get("training", {}), metrics=data.get("metrics", {}),
-            weights_sha256=data.get("weights_sha256"), path=path,
+            default_fpr=float(data.get("default_fpr", 1e-3)),
+            calibration=data.get("calibration", {}),
+            training=data.get("training", {}),
+            metrics=data.get("metrics", {}),
+            weights_sha256=data.get("weights_sha256"),
+            path=path,
         )
 
     @property
@@ -92,8 +101,12 @@ def bundled_models() -> list[str]:
 def is_bundled_name(model: str | Path) -> bool:
     """A plain string naming a bundled model (``"default"``). A path object, or a string with a
     folder separator (``"./default"``), is always a path."""
-    return (isinstance(model, str) and "/" not in model and os.sep not in model
-            and (WEIGHTS_DIR / model / CARD_FILE).is_file())
+    return (
+        isinstance(model, str)
+        and "/" not in model
+        and os.sep not in model
+        and (WEIGHTS_DIR / model / CARD_FILE).is_file()
+    )
 
 
 def resolve_card(model: str | Path) -> ModelCard:
@@ -112,8 +125,9 @@ def resolve_card(model: str | Path) -> ModelCard:
         return ModelCard(name=path.stem, model=read_model_config(path), path=path.parent, weights_file=path.name)
     ckpt = latest_checkpoint(path) if path.is_dir() else None
     if ckpt is not None:
-        return ModelCard(name=path.name, model=read_model_config(ckpt / WEIGHTS_FILE), path=ckpt,
-                         training={"checkpoint": str(ckpt)})
+        return ModelCard(
+            name=path.name, model=read_model_config(ckpt / WEIGHTS_FILE), path=ckpt, training={"checkpoint": str(ckpt)}
+        )
     names = ", ".join(bundled_models()) or "none"
     raise FileNotFoundError(f"{model}: not a bundled model ({names}), a model card folder or a training run")
 

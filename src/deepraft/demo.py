@@ -7,8 +7,9 @@ copies are all scanned; a platform would block every row marked STAMPED.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from rich.table import Table
@@ -22,6 +23,9 @@ from .imageio import (
     reencode,
 )
 from .measures import psnr_uint8
+
+if TYPE_CHECKING:
+    from .api import Stamper
 
 
 def forward_jpeg(img: Image.Image) -> Image.Image:
@@ -45,21 +49,24 @@ FORWARDS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-def run_demo(stamper, photos: Path, out: Path,
-             progress: Callable[[Iterable], Iterable] | None = None) -> tuple[Table, list[str]]:
+def run_demo(
+    stamper: Stamper, photos: Path, out: Path, progress: Callable[[Iterable], Iterable] | None = None
+) -> tuple[Table, list[str]]:
     files = find_images(Path(photos), "folder")
     out = Path(out)
     thr = stamper.card.threshold()
     columns = ["original", "stamped", *FORWARDS]
-    table = Table(title=f"deepraft demo: model {stamper.card.name!r}, threshold {thr:.2f} "
-                        f"(FPR {stamper.card.default_fpr:g}); cells: decision and score",
-                  caption="forwarded copies: JPEG q75 / crop to 64% + JPEG / half size + JPEG")
+    table = Table(
+        title=f"deepraft demo: model {stamper.card.name!r}, threshold {thr:.2f} "
+        f"(FPR {stamper.card.default_fpr:g}); cells: decision and score",
+        caption="forwarded copies: JPEG q75 / crop to 64% + JPEG / half size + JPEG",
+    )
     table.add_column("photo", no_wrap=True, max_width=20, overflow="ellipsis")
     table.add_column("size", no_wrap=True)
     table.add_column("PSNR", no_wrap=True)
     for c in columns:
         table.add_column(c, no_wrap=True)
-    hits = {c: 0 for c in columns}
+    hits = dict.fromkeys(columns, 0)
     failures: list[str] = []
     n = 0
     for f, pic in stamper.read_many(files, failures, progress):
@@ -78,8 +85,9 @@ def run_demo(stamper, photos: Path, out: Path,
             caught = s > thr
             hits[col] += caught
             cells.append(f"[bold red]BLOCK[/bold red] {s:.0f}" if caught else f"ok {s:.0f}")
-        table.add_row(f.stem.split("__")[-1], f"{pic.size[0]}x{pic.size[1]}", f"{psnr_uint8(stamped.rgb, pic.rgb):.1f}",
-                      *cells)
+        table.add_row(
+            f.stem.split("__")[-1], f"{pic.size[0]}x{pic.size[1]}", f"{psnr_uint8(stamped.rgb, pic.rgb):.1f}", *cells
+        )
         n += 1
     if n:
         table.add_section()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import torch
 import yaml
@@ -23,8 +23,14 @@ def _run_record(run_dir: Path, ckpt: Path) -> dict:
     """Steps, wall time and machine of a run, from its checkpoint ``ckpt`` and its run.json."""
     state = read_train_state(ckpt)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    return {"run": run_dir.name, "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 1),
-            "hardware": info.get("hardware"), "torch": info.get("torch"), "data": info.get("data")}
+    return {
+        "run": run_dir.name,
+        "steps": int(state["step"]),
+        "wall_time_s": round(float(state["wall_time_s"]), 1),
+        "hardware": info.get("hardware"),
+        "torch": info.get("torch"),
+        "data": info.get("data"),
+    }
 
 
 STAGE_KEYS = ("run", "steps", "wall_time_s", "hardware")
@@ -38,9 +44,18 @@ def _base_run(init_from: str | None) -> dict | None:
     return None if ckpt is None else _run_record(Path(init_from), ckpt)
 
 
-def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None, fprs: Sequence[float] = DEFAULT_FPRS,
-               default_fpr: float = 1e-3, variants_per_image: int = 50, test_data: Path | None = None,
-               recipe: str | None = None, progress: Callable[[Iterable], Iterable] | None = None) -> ModelCard:
+def export_run(
+    run_dir: Path,
+    name: str,
+    out_dir: Path,
+    calib_data: Path | None,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    default_fpr: float = 1e-3,
+    variants_per_image: int = 50,
+    test_data: Path | None = None,
+    recipe: str | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> ModelCard:
     """Write ``out_dir`` (card.json + model.safetensors) from the latest checkpoint of ``run_dir``,
     with thresholds calibrated on the clean photos of ``calib_data`` and, when ``test_data`` is
     given, the quick check's metrics on its photos."""
@@ -70,9 +85,14 @@ def export_run(run_dir: Path, name: str, out_dir: Path, calib_data: Path | None,
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:
-        cal = calibrate(lambda imgs: stamper.scores([picture_from_pil(i) for i in imgs]),
-                        find_images(Path(calib_data)), fprs, variants_per_image,
-                        data_name=str(Path(calib_data).resolve()), progress=progress)
+        cal = calibrate(
+            lambda imgs: stamper.scores([picture_from_pil(i) for i in imgs]),
+            find_images(Path(calib_data)),
+            fprs,
+            variants_per_image,
+            data_name=str(Path(calib_data).resolve()),
+            progress=progress,
+        )
         card.thresholds = cal.thresholds
         card.calibration = cal.as_dict()
     if test_data is not None:

@@ -35,8 +35,15 @@ SERVICE_MAX_PIXELS = 50_000_000
 """The HTTP service's default limit (``deepraft serve --max-pixels``): the specified 50 MP."""
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
-                ".tiff": "TIFF", ".bmp": "BMP"}
+SAVE_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 
@@ -48,7 +55,7 @@ class ImageError(ValueError):
         self.source = source
         self.problem = problem
 
-    def __reduce__(self):  # picklable across DataLoader worker processes
+    def __reduce__(self) -> tuple[type[ImageError], tuple[str, str]]:  # picklable across DataLoader worker processes
         return (type(self), (self.source, self.problem))
 
 
@@ -71,9 +78,16 @@ class Picture:
     def size(self) -> tuple[int, int]:
         return self.rgb.shape[1], self.rgb.shape[0]
 
-    def with_rgb(self, rgb: np.ndarray) -> "Picture":
-        return Picture(rgb=rgb, alpha=self.alpha, icc_profile=self.icc_profile, exif=self.exif,
-                       format=self.format, source=self.source, notes=list(self.notes))
+    def with_rgb(self, rgb: np.ndarray) -> Picture:
+        return Picture(
+            rgb=rgb,
+            alpha=self.alpha,
+            icc_profile=self.icc_profile,
+            exif=self.exif,
+            format=self.format,
+            source=self.source,
+            notes=list(self.notes),
+        )
 
     def to_pil(self) -> Image.Image:
         img = Image.fromarray(self.rgb, "RGB")
@@ -101,8 +115,9 @@ def _to_8bit_gray(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(np.nan_to_num(arr)), 0, 255).astype(np.uint8), "L")
 
 
-def picture_from_pil(img: Image.Image, source: str = "<image>",
-                     max_pixels: int | None = DEFAULT_MAX_PIXELS, quiet: bool = False) -> Picture:
+def picture_from_pil(
+    img: Image.Image, source: str = "<image>", max_pixels: int | None = DEFAULT_MAX_PIXELS, quiet: bool = False
+) -> Picture:
     """Decode an opened PIL image into a :class:`Picture` (see module docstring). ``quiet``: the
     conversions are only recorded in ``notes``, not issued as warnings (no warning filter
     needed, so safe in threads)."""
@@ -134,7 +149,9 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
         mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         img = _to_8bit_gray(img)
-        _note(notes, source, f"{'16-bit' if mode.startswith('I') else 'float'} image reduced to 8 bits per channel", quiet)
+        _note(
+            notes, source, f"{'16-bit' if mode.startswith('I') else 'float'} image reduced to 8 bits per channel", quiet
+        )
         mode = "L"
     if mode in ("L", "1"):
         img = img.convert("RGB")
@@ -150,8 +167,7 @@ def picture_from_pil(img: Image.Image, source: str = "<image>",
     rgb = np.asarray(img)  # one copy out of Pillow; read-only (np.array would copy it again)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ImageError(source, f"unexpected pixel layout {rgb.shape} {rgb.dtype}")
-    return Picture(rgb=rgb, alpha=alpha, icc_profile=icc, exif=exif,
-                   format=fmt, source=source, notes=notes)
+    return Picture(rgb=rgb, alpha=alpha, icc_profile=icc, exif=exif, format=fmt, source=source, notes=notes)
 
 
 def _bomb_error(name: str, exc: Exception, max_pixels: int | None) -> ImageError:
@@ -163,8 +179,11 @@ def _bomb_error(name: str, exc: Exception, max_pixels: int | None) -> ImageError
     return ImageError(name, f"image is {size}over {limit} (refused as a possible decompression bomb)")
 
 
-def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(
+    src: str | os.PathLike[str] | bytes | BinaryIO,
+    source: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
     """Open an image lazily (header only), mapping every failure to :class:`ImageError`
     (``max_pixels``: the limit named when Pillow refuses a decompression bomb)."""
     if isinstance(src, (bytes, bytearray)):
@@ -183,7 +202,7 @@ def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
             raise ImageError(name, "empty file")
         fp = path
     else:
-        name = source or getattr(src, "name", "<stream>")
+        name = source or str(getattr(src, "name", None) or "<stream>")
         fp = src
     try:
         return Image.open(fp)
@@ -195,8 +214,12 @@ def open_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | Non
         raise ImageError(name, f"truncated or corrupt image data ({exc})") from exc
 
 
-def read_image(src: str | os.PathLike[str] | bytes | BinaryIO, source: str | None = None,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS, quiet: bool = False) -> Picture:
+def read_image(
+    src: str | os.PathLike[str] | bytes | BinaryIO,
+    source: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    quiet: bool = False,
+) -> Picture:
     """Open and decode an image file, bytes or stream into a :class:`Picture` (``quiet``: see
     :func:`picture_from_pil`)."""
     name = source or (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>")
@@ -223,8 +246,13 @@ def work_copy(rgb: np.ndarray, size: int, mode: str = "square") -> np.ndarray:
     return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0))
 
 
-def work_copy_from_pil(img: Image.Image, size: int, mode: str = "square", source: str = "<image>",
-                       max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def work_copy_from_pil(
+    img: Image.Image,
+    size: int,
+    mode: str = "square",
+    source: str = "<image>",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
     """The working copy of an opened PIL image without a full-resolution array copy: an 8-bit
     RGB image with no EXIF rotation is resized directly (the same pixels as :func:`work_copy`
     of its array); anything else goes through :func:`picture_from_pil` first."""
@@ -244,8 +272,13 @@ def work_copy_from_pil(img: Image.Image, size: int, mode: str = "square", source
     return work_copy(picture_from_pil(img, source, max_pixels=max_pixels, quiet=True).rgb, size, mode)
 
 
-def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, source: str | None = None,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS, mode: str = "square") -> np.ndarray:
+def read_work_copy(
+    src: str | os.PathLike[str] | bytes | BinaryIO,
+    size: int,
+    source: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    mode: str = "square",
+) -> np.ndarray:
     """The (size, size, 3) uint8 working copy of an image, decoded as cheaply as possible.
 
     JPEGs are decoded at a reduced scale (libjpeg's DCT scaling via ``Image.draft``) no smaller
@@ -268,8 +301,9 @@ def read_work_copy(src: str | os.PathLike[str] | bytes | BinaryIO, size: int, so
 def format_for(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     if ext not in SAVE_FORMATS:
-        raise ImageError(str(path), f"unsupported output extension {ext or '(none)'!r}; "
-                                    f"use one of {', '.join(sorted(SAVE_FORMATS))}")
+        raise ImageError(
+            str(path), f"unsupported output extension {ext or '(none)'!r}; use one of {', '.join(sorted(SAVE_FORMATS))}"
+        )
     return SAVE_FORMATS[ext]
 
 
@@ -319,8 +353,9 @@ def image_files_in(root: Path, recursive: bool = True) -> list[Path]:
     hidden folders are left out. The one folder walker (protect, scan, eval, training data)."""
     root = Path(root)
     pattern = "**/*" if recursive else "*"
-    return sorted(f for f in root.glob(pattern)
-                  if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(f, root))
+    return sorted(
+        f for f in root.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(f, root)
+    )
 
 
 def iter_image_files(paths: list[Path], recursive: bool = True) -> list[tuple[Path, Path]]:

@@ -58,16 +58,32 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     paths = []
     for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", model.scanner, "score")):
         path = out_dir / f"{name}.onnx"
-        torch.onnx.export(module, (example,), str(path), input_names=["work"], output_names=[out_name],
-                          dynamic_axes={"work": {0: "batch"}, out_name: {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["work"],
+            output_names=[out_name],
+            dynamic_axes={"work": {0: "batch"}, out_name: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
         paths.append(path)
     card = stamper.card
-    meta = {"model": card.name, "work_size": s, "thresholds": card.thresholds, "default_fpr": card.default_fpr,
-            "opset": opset, "usage": USAGE}
+    meta = {
+        "model": card.name,
+        "work_size": s,
+        "thresholds": card.thresholds,
+        "default_fpr": card.default_fpr,
+        "opset": opset,
+        "usage": USAGE,
+    }
     if card.model.smoothing_std > 0 and card.model.scan_draws > 0:
-        meta["smoothing"] = {"sigma": card.model.smoothing_std, "draws": card.model.scan_draws,
-                             "note": "the calibrated score is the mean of scanner.onnx over `draws` inputs "
-                                     "work + N(0, sigma^2) noise (deepraft uses fixed draws, torch seed 0)"}
+        meta["smoothing"] = {
+            "sigma": card.model.smoothing_std,
+            "draws": card.model.scan_draws,
+            "note": "the calibrated score is the mean of scanner.onnx over `draws` inputs "
+            "work + N(0, sigma^2) noise (deepraft uses fixed draws, torch seed 0)",
+        }
     atomic_write_bytes(out_dir / "onnx.json", (json.dumps(meta, indent=2) + "\n").encode())
     return paths + [out_dir / "onnx.json"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
+
 def pyplot() -> ModuleType:
     """matplotlib.pyplot with the Agg backend (no display needed)."""
     import matplotlib
@@ -16,8 +17,14 @@ def pyplot() -> ModuleType:
     return plt
 
 
-def line_plot(path: Path, series: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str,
-              title: str, step: bool = False) -> Path:
+def line_plot(
+    path: Path,
+    series: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    step: bool = False,
+) -> Path:
     """One small PNG of curves sharing axes, y in [0, 1] (accuracy-like quantities)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))

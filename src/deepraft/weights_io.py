@@ -27,8 +27,11 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("step_")
-                  and (d / WEIGHTS_NAME).is_file() and (d / STATE_NAME).is_file())
+    return sorted(
+        d
+        for d in root.iterdir()
+        if d.is_dir() and d.name.startswith("step_") and (d / WEIGHTS_NAME).is_file() and (d / STATE_NAME).is_file()
+    )
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -21,8 +21,13 @@ def test_check_model_writes_perceptual_columns(tmp_path):
         with Image.open(p) as im:
             im.convert("RGB").crop((0, 0, 320, 320)).save(data / p.name, quality=95)
     out = tmp_path / "check.json"
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "check_model.py"), "--data", str(data),
-                          "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "check_model.py"), "--data", str(data), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     res = json.loads(out.read_text())
     per = res["perceptual"]

@@ -41,7 +41,9 @@ def test_peers_run_scores_tables_and_plot(peers, tmp_path):
         if shutil.which("butteraugli"):
             assert m["butteraugli_max_worst"] >= m["butteraugli_max_mean"] > 0.0
     lines = peers.comparison(res)
-    assert len(lines) == 1 and lines[0].startswith("- deepraft default vs invisible-watermark dwtDctSvd: higher TPR on ")
+    assert len(lines) == 1 and lines[0].startswith(
+        "- deepraft default vs invisible-watermark dwtDctSvd: higher TPR on "
+    )
     md = peers.markdown(res)
     assert "| jpeg 50 |" in md and lines[0] in md and "| SSIMULACRA 2 (mean;" in md
     peers.plot(res, tmp_path / "peers.png")

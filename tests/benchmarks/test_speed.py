@@ -12,8 +12,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_speed_benchmark_writes_tables(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--sizes", "256px", "--bulk", "6",
-                    "--workers", "1", "--repeats", "1", "--out", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "speed.py"),
+            "--sizes",
+            "256px",
+            "--bulk",
+            "6",
+            "--workers",
+            "1",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     res = json.loads((tmp_path / "speed_cpu.json").read_text())
     assert res["model"] == "default" and res["device"] == "cpu"
     (row,) = res["sizes"]

@@ -42,8 +42,9 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
             assert im.size == (3 * side + 16, shown["box"][3] - shown["box"][1])
         assert f"({shown['file']})" in report
 
-    r = run_cli("certify", "--model", tiny_card, "--data", photo_dir, "--out", out, "--n0", "10", "--n", "50",
-                "--sigma", "0.25")
+    r = run_cli(
+        "certify", "--model", tiny_card, "--data", photo_dir, "--out", out, "--n0", "10", "--n", "50", "--sigma", "0.25"
+    )
     assert r.returncode == 0, r.stderr
     cert = json.loads((out / "certify.json").read_text())
     assert cert["sigma"] == 0.25 and len(cert["samples"]) == 2 * cert["n_photos"]

@@ -21,8 +21,9 @@ from deepraft.eval.quality import (
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBERTY = ROOT / "examples" / "photos" / "gcompris-qt-data__explore_monuments_statueofLiberty.jpg"
-needs_butteraugli = pytest.mark.skipif(shutil.which("butteraugli") is None,
-                                       reason="the butteraugli command is not installed (apt-get install butteraugli)")
+needs_butteraugli = pytest.mark.skipif(
+    shutil.which("butteraugli") is None, reason="the butteraugli command is not installed (apt-get install butteraugli)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,14 @@ def test_ssimulacra2_identical_is_100(photo):
     assert ssimulacra2(photo, photo) == 100.0
 
 
-@pytest.mark.parametrize(("make", "cpp"), [
-    (lambda a: noisy(a, 1.0), 92.663), (lambda a: noisy(a, 3.0), 78.518), (lambda a: blurred(a, 1.0), 67.442),
-])
+@pytest.mark.parametrize(
+    ("make", "cpp"),
+    [
+        (lambda a: noisy(a, 1.0), 92.663),
+        (lambda a: noisy(a, 3.0), 78.518),
+        (lambda a: blurred(a, 1.0), 67.442),
+    ],
+)
 def test_ssimulacra2_agrees_with_the_reference_tool(photo, make, cpp):
     """Scores of the C++ tool (cloudinary/ssimulacra2, built from source) on the same pairs: the
     Python port must stay within a point of them on a photo-sized image."""
@@ -68,8 +74,9 @@ def test_ssimulacra2_refuses_mismatched_images(photo):
 
 @needs_butteraugli
 def test_butteraugli_known_answers(photo):
-    same, mild, strong, q90, q50 = butteraugli(photo, [photo, noisy(photo, 1.5), noisy(photo, 10.0),
-                                                       jpeg_copy(photo, 90), jpeg_copy(photo, 50)])
+    same, mild, strong, q90, q50 = butteraugli(
+        photo, [photo, noisy(photo, 1.5), noisy(photo, 10.0), jpeg_copy(photo, 90), jpeg_copy(photo, 50)]
+    )
     assert same == 0.0
     assert 0.0 < mild < strong and strong > 2.0
     assert 0.0 < q90 < q50
@@ -91,9 +98,11 @@ def test_missing_butteraugli_is_reported_not_raised(monkeypatch, photo):
 
 
 def test_column_stats_worst_follows_the_metric_direction():
-    rows = [{"photo": "a", "ssimulacra2": 80.0, "butteraugli_max": 1.0},
-            {"photo": "b", "ssimulacra2": 60.0, "butteraugli_max": 0.5},
-            {"photo": "c", "ssimulacra2": 70.0}]
+    rows = [
+        {"photo": "a", "ssimulacra2": 80.0, "butteraugli_max": 1.0},
+        {"photo": "b", "ssimulacra2": 60.0, "butteraugli_max": 0.5},
+        {"photo": "c", "ssimulacra2": 70.0},
+    ]
     s2, ba = column_stats(rows, "ssimulacra2"), column_stats(rows, "butteraugli_max")
     assert s2 == {"mean": 70.0, "min": 60.0, "max": 80.0, "worst": {"photo": "b", "value": 60.0}}
     assert ba["worst"] == {"photo": "a", "value": 1.0} and ba["mean"] == 0.75

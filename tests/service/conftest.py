@@ -56,8 +56,13 @@ def start_server(folder: Path, *args: str, api_key: str | None = API_KEY) -> Ser
         env["DEEPRAFT_API_KEY"] = api_key
     log = folder / "server.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "deepraft.cli", "serve", "--host", "127.0.0.1", "--port",
-                                 str(port), *args], env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=folder)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deepraft.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -84,8 +89,18 @@ def stop_server(server: Server) -> None:
 def server(tmp_path_factory) -> Server:
     """API key set, demo on, 8 MiB body limit, 30 MP pixel limit, 2 MiB demo quota."""
     folder = tmp_path_factory.mktemp("server")
-    s = start_server(folder, "--demo", "--demo-db", str(folder / "demo.sqlite3"), "--max-body-mb", "8",
-                     "--max-pixels", "30000000", "--demo-quota-mb", "2")
+    s = start_server(
+        folder,
+        "--demo",
+        "--demo-db",
+        str(folder / "demo.sqlite3"),
+        "--max-body-mb",
+        "8",
+        "--max-pixels",
+        "30000000",
+        "--demo-quota-mb",
+        "2",
+    )
     yield s
     stop_server(s)
 

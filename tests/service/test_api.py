@@ -13,8 +13,9 @@ PHOTO = EXAMPLES / "scikit-learn__china.jpg"
 
 def _post(server, path, data: bytes, name="photo.jpg", field="image", key=None, ctype="image/jpeg", form=None):
     headers = {"X-API-Key": key} if key else {}
-    return httpx.post(f"{server.url}{path}", files={field: (name, data, ctype)}, data=form or {}, headers=headers,
-                      timeout=120)
+    return httpx.post(
+        f"{server.url}{path}", files={field: (name, data, ctype)}, data=form or {}, headers=headers, timeout=120
+    )
 
 
 def _huge_png(width: int, height: int) -> bytes:
@@ -132,8 +133,9 @@ def test_bad_requests_get_one_error_shape_and_server_keeps_serving(server):
 def test_pixel_limit_message_is_ours(server):
     """A 400 MP PNG is refused with the service's --max-pixels (30 MP here), not Pillow's limit."""
     for path in ("/v1/scan", "/v1/protect"):
-        body = assert_error_shape(_post(server, path, _huge_png(20000, 20000), name="huge.png",
-                                        key=server.api_key, ctype="image/png"), 413)
+        body = assert_error_shape(
+            _post(server, path, _huge_png(20000, 20000), name="huge.png", key=server.api_key, ctype="image/png"), 413
+        )
         assert "huge.png" in body["error"] and "30,000,000" in body["error"], body
         assert "178956970" not in body["error"] and "decompression bomb" not in body["error"].lower()
 

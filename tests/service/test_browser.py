@@ -15,8 +15,15 @@ from tests.conftest import EXAMPLES, REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture()
@@ -120,9 +127,12 @@ def test_script_in_a_file_name_does_not_run(server, browser):
     from playwright.sync_api import expect
 
     payload = "<img src=x onerror=alert(document.domain)>.jpg"
-    stamped = httpx.post(f"{server.url}/v1/protect", headers={"X-API-Key": server.api_key}, timeout=120,
-                         files={"image": ("p.jpg", (EXAMPLES / "opencv-doc__squirrel_cls.jpg").read_bytes(),
-                                          "image/jpeg")}).content
+    stamped = httpx.post(
+        f"{server.url}/v1/protect",
+        headers={"X-API-Key": server.api_key},
+        timeout=120,
+        files={"image": ("p.jpg", (EXAMPLES / "opencv-doc__squirrel_cls.jpg").read_bytes(), "image/jpeg")},
+    ).content
     page = browser.new_page()
     violations, dialogs = [], []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)

@@ -16,11 +16,17 @@ def _chunked_upload(server: Server, total: int) -> tuple[int, bytes]:
     server takes it; stop when it answers or closes. Returns (bytes sent, answer)."""
     host, port = server.url.removeprefix("http://").split(":")
     boundary = "deepraftboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
     sock = socket.create_connection((host, int(port)), timeout=30)
-    sock.sendall((f"POST /v1/scan HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"POST /v1/scan HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+        ).encode()
+    )
     sent, answer = 0, b""
     payload = head + b"\xff" * (CHUNK - len(head))
     deadline = time.time() + 60
@@ -49,8 +55,10 @@ def test_chunked_upload_stops_at_the_limit(server):
     rss_before = server.status("VmRSS")
     sent, answer = _chunked_upload(server, 64 * 2**20)
     rss_after = server.status("VmRSS")
-    print(f"\nchunked 64 MiB upload under an 8 MiB limit: {sent / 2**20:.1f} MiB sent before the server answered; "
-          f"server RSS {rss_before:.0f} -> {rss_after:.0f} MB, peak {server.peak_rss_mb():.0f} MB")
+    print(
+        f"\nchunked 64 MiB upload under an 8 MiB limit: {sent / 2**20:.1f} MiB sent before the server answered; "
+        f"server RSS {rss_before:.0f} -> {rss_after:.0f} MB, peak {server.peak_rss_mb():.0f} MB"
+    )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"status":413' in answer and b"larger than" in answer
     assert b"connection: close" in answer.lower()
@@ -63,8 +71,12 @@ def test_chunked_upload_stops_at_the_limit(server):
 def test_declared_length_over_the_limit_is_refused_unread(server):
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall((f"POST /v1/protect HTTP/1.1\r\nHost: {host}\r\nContent-Length: {64 * 2**20}\r\n"
-                      f"Content-Type: multipart/form-data; boundary=x\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /v1/protect HTTP/1.1\r\nHost: {host}\r\nContent-Length: {64 * 2**20}\r\n"
+                f"Content-Type: multipart/form-data; boundary=x\r\n\r\n"
+            ).encode()
+        )
         answer = b""
         while chunk := sock.recv(65536):  # the answer comes without a byte of the body sent
             answer += chunk

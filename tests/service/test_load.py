@@ -19,8 +19,15 @@ PEAK_RSS_BOUND_MB = 1500
 def test_fifty_concurrent_uploads(server):
     photos = sorted(EXAMPLES.glob("*.jpg"))[:5]
     clean = [p.read_bytes() for p in photos]
-    stamped = [httpx.post(f"{server.url}/v1/protect", files={"image": (p.name, b, "image/jpeg")},
-                          headers={"X-API-Key": server.api_key}, timeout=120).content for p, b in zip(photos, clean)]
+    stamped = [
+        httpx.post(
+            f"{server.url}/v1/protect",
+            files={"image": (p.name, b, "image/jpeg")},
+            headers={"X-API-Key": server.api_key},
+            timeout=120,
+        ).content
+        for p, b in zip(photos, clean)
+    ]
     jobs = []
     for i in range(50):
         if i % 5 == 4:
@@ -30,8 +37,12 @@ def test_fifty_concurrent_uploads(server):
 
     async def one(client, path, data, expected):
         t = time.perf_counter()
-        r = await client.post(path, files={"image": ("x.jpg", data, "image/jpeg")},
-                              headers={"X-API-Key": server.api_key}, data={"force": "true"} if expected is None else {})
+        r = await client.post(
+            path,
+            files={"image": ("x.jpg", data, "image/jpeg")},
+            headers={"X-API-Key": server.api_key},
+            data={"force": "true"} if expected is None else {},
+        )
         return r, path, expected, time.perf_counter() - t
 
     async def run():
@@ -49,8 +60,10 @@ def test_fifty_concurrent_uploads(server):
             assert r.headers["content-type"] == "image/jpeg" and len(r.content) > 10_000
     lat = sorted(x[3] for x in results)
     peak = server.peak_rss_mb()
-    print(f"\n50 concurrent uploads (40 scans, 10 protects): {len(jobs) / wall:.1f} req/s, "
-          f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {lat[int(0.95 * len(lat)) - 1] * 1000:.0f} ms, "
-          f"server peak RSS {peak:.0f} MB (bound {PEAK_RSS_BOUND_MB} MB)")
+    print(
+        f"\n50 concurrent uploads (40 scans, 10 protects): {len(jobs) / wall:.1f} req/s, "
+        f"p50 {statistics.median(lat) * 1000:.0f} ms, p95 {lat[int(0.95 * len(lat)) - 1] * 1000:.0f} ms, "
+        f"server peak RSS {peak:.0f} MB (bound {PEAK_RSS_BOUND_MB} MB)"
+    )
     assert peak < PEAK_RSS_BOUND_MB, f"server peak RSS {peak:.0f} MB"
     assert httpx.get(f"{server.url}/healthz").status_code == 200

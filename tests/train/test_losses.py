@@ -37,7 +37,9 @@ def test_image_loss_adds_the_weighted_ssim_term():
     clean = torch.rand(2, 3, 32, 32, generator=g)
     stamped = (clean + 0.05 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
     plain = LossConfig(ssim_weight=0.0, yuv_mse_weight=2.0)
-    assert image_loss(stamped, clean, plain).item() == pytest.approx(2.0 * yuv_mse(stamped, clean, plain.yuv_weights).item())
+    assert image_loss(stamped, clean, plain).item() == pytest.approx(
+        2.0 * yuv_mse(stamped, clean, plain.yuv_weights).item()
+    )
     with_ssim = LossConfig(ssim_weight=0.5, yuv_mse_weight=0.0)
     assert image_loss(clean, clean, with_ssim).item() == pytest.approx(0.0, abs=1e-6)
     assert image_loss(stamped, clean, with_ssim).item() > 0.0

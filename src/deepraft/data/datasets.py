@@ -42,8 +42,7 @@ def find_images(root: Path, layout: str = "auto") -> list[Path]:
     if layout == "metfaces":
         files = sorted((root / "images").glob("*.png"))
     elif layout == "mirflickr":
-        files = sorted((f for f in root.glob("**/im*.jpg") if f.stem[2:].isdigit()),
-                       key=lambda f: int(f.stem[2:]))
+        files = sorted((f for f in root.glob("**/im*.jpg") if f.stem[2:].isdigit()), key=lambda f: int(f.stem[2:]))
     elif layout == "folder":
         files = image_files_in(root)
     else:
@@ -66,8 +65,9 @@ class PhotoCrops(Dataset):
     cached in the reading process. Files that cannot be decoded are reported and skipped.
     """
 
-    def __init__(self, files: list[Path], image_size: int, min_crop_area: float = 0.25,
-                 max_side: int = 512, seed: int = 0) -> None:
+    def __init__(
+        self, files: list[Path], image_size: int, min_crop_area: float = 0.25, max_side: int = 512, seed: int = 0
+    ) -> None:
         if not files:
             raise ValueError("no training images")
         self.files = list(files)
@@ -109,8 +109,12 @@ class PhotoCrops(Dataset):
         ch = int(round(min(h, np.sqrt(area / aspect))))
         x0 = int(rng.integers(0, w - cw + 1))
         y0 = int(rng.integers(0, h - ch + 1))
-        crop = img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR,
-                          box=(x0, y0, x0 + cw, y0 + ch), reducing_gap=None)
+        crop = img.resize(
+            (self.image_size, self.image_size),
+            Image.Resampling.BILINEAR,
+            box=(x0, y0, x0 + cw, y0 + ch),
+            reducing_gap=None,
+        )
         if rng.random() < 0.5:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1)

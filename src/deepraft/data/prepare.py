@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,14 @@ def square(img: Image.Image, size: int, mode: str = "crop") -> Image.Image:
     raise ValueError(f"unknown mode {mode!r}")
 
 
-def prepare_folder(src: Path, dst: Path, size: int = 400, mode: str = "crop", layout: str = "auto",
-                   progress=None) -> PrepareReport:
+def prepare_folder(
+    src: Path,
+    dst: Path,
+    size: int = 400,
+    mode: str = "crop",
+    layout: str = "auto",
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> PrepareReport:
     """Write every image of ``src`` as a ``size`` x ``size`` PNG under ``dst`` (same relative
     paths). Never writes inside ``src``; a bad file is reported and the rest go on."""
     src, dst = Path(src).resolve(), Path(dst).resolve()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..plotting import pyplot as _plt
 from ..plotting import line_plot as line_plot  # re-exported: it lived here first
+from ..plotting import pyplot as _plt
 from .metrics import roc_curve
 
 
@@ -57,7 +58,7 @@ def plot_tpr_vs_strength(out_dir: Path, summary: dict) -> Path:
         ax.set_title(attack, fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(attacks):]:
+    for ax in list(axes.flat)[len(attacks) :]:
         ax.axis("off")
     fig.suptitle(f"TPR at the calibrated threshold (FPR {summary['calibrated_fpr']:g}) vs attack strength", fontsize=10)
     fig.tight_layout()
@@ -76,8 +77,11 @@ def _fmt(v: object, digits: int = 3) -> str:
 
 
 METRIC_LABELS = {
-    "psnr": "PSNR dB (higher: closer)", "ssim": "SSIM (higher: closer)", "ms_ssim": "MS-SSIM (higher: closer)",
-    "lpips": "LPIPS (lower: closer)", "ssimulacra2": "SSIMULACRA 2 (higher: closer)",
+    "psnr": "PSNR dB (higher: closer)",
+    "ssim": "SSIM (higher: closer)",
+    "ms_ssim": "MS-SSIM (higher: closer)",
+    "lpips": "LPIPS (lower: closer)",
+    "ssimulacra2": "SSIMULACRA 2 (higher: closer)",
     "butteraugli_max": "Butteraugli max-norm (lower: closer)",
 }
 
@@ -87,8 +91,14 @@ def imperceptibility_table(summary: dict) -> list[str]:
     each JPEG reference (the original re-saved at that quality) where it was measured."""
     imp = summary["imperceptibility"]
     refs = [f"jpeg{q}" for q in summary.get("jpeg_references", [])]
-    head = ["metric", "stamp mean", "stamp min", "stamp max", "stamp worst photo",
-            *(f"JPEG q{r[4:]} mean" for r in refs)]
+    head = [
+        "metric",
+        "stamp mean",
+        "stamp min",
+        "stamp max",
+        "stamp worst photo",
+        *(f"JPEG q{r[4:]} mean" for r in refs),
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for key, label in METRIC_LABELS.items():
         v = imp.get(key)
@@ -96,8 +106,13 @@ def imperceptibility_table(summary: dict) -> list[str]:
             continue
         digits = 2 if key in ("psnr", "ssimulacra2") else 4 if key != "butteraugli_max" else 3
         worst = v.get("worst")
-        cells = [label, f"{v['mean']:.{digits}f}", f"{v['min']:.{digits}f}", f"{v['max']:.{digits}f}",
-                 f"`{worst['photo']}` ({worst['value']:.{digits}f})" if worst else "n/a"]
+        cells = [
+            label,
+            f"{v['mean']:.{digits}f}",
+            f"{v['min']:.{digits}f}",
+            f"{v['max']:.{digits}f}",
+            f"`{worst['photo']}` ({worst['value']:.{digits}f})" if worst else "n/a",
+        ]
         cells += [f"{imp[f'{key}_{r}']['mean']:.{digits}f}" if f"{key}_{r}" in imp else "n/a" for r in refs]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -111,56 +126,111 @@ PERCEPTUAL_SCALES = (
 )
 
 
-def eval_markdown(summary: dict, plots: list[Path]) -> str:
+def eval_markdown(summary: dict[str, Any], plots: list[Path]) -> str:
+    """``report.md`` of an evaluation folder: method, imperceptibility, before/after views,
+    robustness table and plots."""
     lines = [
-        f"# deepraft eval: model `{summary['model']}`", "",
-        (f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
-        f"and condition, each applied to the stamped and to the clean photo. Calibrated threshold "
-        f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g})."), "",
-        summary["method"], "",
-        "## Imperceptibility", "",
-        *imperceptibility_table(summary), "",
-        summary["lpips_note"], "",
+        f"# deepraft eval: model `{summary['model']}`",
+        "",
+        (
+            f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
+            f"and condition, each applied to the stamped and to the clean photo. Calibrated threshold "
+            f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g})."
+        ),
+        "",
+        summary["method"],
+        "",
+        "## Imperceptibility",
+        "",
+        *imperceptibility_table(summary),
+        "",
+        summary["lpips_note"],
+        "",
     ]
     if "perceptual_note" in summary:
         lines += [summary["perceptual_note"], ""]
         if summary.get("jpeg_references"):
             lines += [PERCEPTUAL_SCALES, ""]
-    shown = summary.get("before_after") or []
-    if isinstance(shown, dict):  # an older summary: one photo, before_after.png
-        shown = [{"file": "before_after.png", **shown}]
-    if shown:
-        rank = summary.get("before_after_rank", "ssim")
-        lines += [(f"Before / after at 100 % zoom, for the {len(shown)} photo(s) with the lowest "
-                  f"{'SSIMULACRA 2' if rank == 'ssimulacra2' else 'SSIM'}: in each, the flattest "
-                  f"{shown[0]['box'][2] - shown[0]['box'][0]} px window (a sky, a wall: chosen by flatness, not "
-                  f"by score), clean | stamped | difference x{shown[0]['gain']:g} around mid-grey."), ""]
-        for s in shown:
-            score = f"; whole photo: SSIMULACRA 2 {s['ssimulacra2']:.2f}" if "ssimulacra2" in s else ""
-            lines += [(f"`{s['photo']}` (window at {s['box'][0]}, {s['box'][1]}; window PSNR "
-                      f"{s['psnr_window']:.1f} dB{score})"), "", f"![{Path(s['file']).stem}]({s['file']})", ""]
-    lines += ["## Robustness", "",
-              ("TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
-              "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
-              "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
-              "accuracy at logit 0, the metric DeepRAFT reported."), "",
-              "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in summary["conditions"]:
-        lines.append(f"| {r['label']} | {r['n_stamped']} / {r['n_clean']} | {_fmt(r['tpr_at_calibrated'])} | "
-                     f"{_fmt(r['fpr_at_calibrated'])} | {_fmt(r.get('tpr_at_fpr_0.01'))} | "
-                     f"{_fmt(r.get('tpr_at_fpr_0.001'))} | {_fmt(r['roc_auc'], 4)} | {_fmt(r['paper_accuracy'])} |")
-    lines.append("")
+    lines += _before_after_lines(summary) + _robustness_lines(summary)
     for p in plots:
         lines += [f"![{p.stem}]({p.name})", ""]
     return "\n".join(lines)
 
 
+def _before_after_lines(summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    shown = summary.get("before_after") or []
+    if isinstance(shown, dict):  # an older summary: one photo, before_after.png
+        shown = [{"file": "before_after.png", **shown}]
+    if shown:
+        rank = summary.get("before_after_rank", "ssim")
+        lines += [
+            (
+                f"Before / after at 100 % zoom, for the {len(shown)} photo(s) with the lowest "
+                f"{'SSIMULACRA 2' if rank == 'ssimulacra2' else 'SSIM'}: in each, the flattest "
+                f"{shown[0]['box'][2] - shown[0]['box'][0]} px window (a sky, a wall: chosen by flatness, not "
+                f"by score), clean | stamped | difference x{shown[0]['gain']:g} around mid-grey."
+            ),
+            "",
+        ]
+        for s in shown:
+            score = f"; whole photo: SSIMULACRA 2 {s['ssimulacra2']:.2f}" if "ssimulacra2" in s else ""
+            lines += [
+                (
+                    f"`{s['photo']}` (window at {s['box'][0]}, {s['box'][1]}; window PSNR "
+                    f"{s['psnr_window']:.1f} dB{score})"
+                ),
+                "",
+                f"![{Path(s['file']).stem}]({s['file']})",
+                "",
+            ]
+    return lines
+
+
+def _robustness_lines(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Robustness",
+        "",
+        (
+            "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
+            "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
+            "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
+            "accuracy at logit 0, the metric DeepRAFT reported."
+        ),
+        "",
+        "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in summary["conditions"]:
+        lines.append(
+            f"| {r['label']} | {r['n_stamped']} / {r['n_clean']} | {_fmt(r['tpr_at_calibrated'])} | "
+            f"{_fmt(r['fpr_at_calibrated'])} | {_fmt(r.get('tpr_at_fpr_0.01'))} | "
+            f"{_fmt(r.get('tpr_at_fpr_0.001'))} | {_fmt(r['roc_auc'], 4)} | {_fmt(r['paper_accuracy'])} |"
+        )
+    lines.append("")
+    return lines
+
+
 def write_eval_report(out_dir: Path) -> Path:
     summary = json.loads((out_dir / "summary.json").read_text())
     labels = [r["label"] for r in summary["conditions"]]
-    focus = [lab for lab in labels if lab in {"none", "jpeg 50", "jpeg 30", "resize 0.5", "crop 0.5", "rotate 15",
-                                              "perspective 0.2", "gaussian_blur 2", "screenshot", "combined"}]
+    focus = [
+        lab
+        for lab in labels
+        if lab
+        in {
+            "none",
+            "jpeg 50",
+            "jpeg 30",
+            "resize 0.5",
+            "crop 0.5",
+            "rotate 15",
+            "perspective 0.2",
+            "gaussian_blur 2",
+            "screenshot",
+            "combined",
+        }
+    ]
     plots = [plot_roc(out_dir, focus or labels[:8]), plot_tpr_vs_strength(out_dir, summary)]
     path = out_dir / "report.md"
     path.write_text(eval_markdown(summary, plots))

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -64,12 +64,12 @@ class LpipsUnavailable(RuntimeError):
     pass
 
 
-def lpips_metric():
+def lpips_metric() -> Callable[[np.ndarray, np.ndarray], float]:
     """An LPIPS (AlexNet) callable if the ``lpips`` package and its backbone weights are
     already on this machine; raises :class:`LpipsUnavailable` with the reason otherwise
     (deepraft never downloads weights)."""
     try:
-        import lpips  # type: ignore
+        import lpips
     except ImportError as exc:
         raise LpipsUnavailable("LPIPS skipped: the 'lpips' package is not installed") from exc
     hub = torch.hub.get_dir()
@@ -77,8 +77,9 @@ def lpips_metric():
     import os
 
     if not glob.glob(os.path.join(hub, "checkpoints", "alexnet-*.pth")):
-        raise LpipsUnavailable(f"LPIPS skipped: AlexNet backbone weights are not in {hub}/checkpoints "
-                               "(they cannot be downloaded here)")
+        raise LpipsUnavailable(
+            f"LPIPS skipped: AlexNet backbone weights are not in {hub}/checkpoints (they cannot be downloaded here)"
+        )
     net = lpips.LPIPS(net="alex", verbose=False).eval()
 
     def metric(a: np.ndarray, b: np.ndarray) -> float:
@@ -135,8 +136,10 @@ def butteraugli_tool() -> str:
     """Path of the ``butteraugli`` command; raises :class:`ButteraugliUnavailable` if missing."""
     path = shutil.which(BUTTERAUGLI_TOOL)
     if path is None:
-        raise ButteraugliUnavailable("Butteraugli skipped: the 'butteraugli' command is not installed "
-                                     "(Debian/Ubuntu: apt-get install butteraugli)")
+        raise ButteraugliUnavailable(
+            "Butteraugli skipped: the 'butteraugli' command is not installed "
+            "(Debian/Ubuntu: apt-get install butteraugli)"
+        )
     return path
 
 
@@ -158,7 +161,9 @@ def butteraugli(ref: np.ndarray, dists: Sequence[np.ndarray], tool: str | None =
             try:
                 out.append(float(run.stdout.split()[0]))
             except (IndexError, ValueError):
-                raise RuntimeError(f"{tool} failed (exit {run.returncode}): {(run.stderr or run.stdout).strip()}") from None
+                raise RuntimeError(
+                    f"{tool} failed (exit {run.returncode}): {(run.stderr or run.stdout).strip()}"
+                ) from None
             finally:
                 os.unlink(path)
     return out
@@ -176,8 +181,10 @@ def perceptual_setup(jpeg_references: Sequence[int]) -> tuple[str | None, str]:
     from importlib.metadata import version
 
     refs = ", ".join(f"q{q}" for q in jpeg_references) or "none"
-    note = (f"SSIMULACRA 2 from the Python package ssimulacra2 {version('ssimulacra2')}; references: the original "
-            f"re-saved as JPEG {refs} (Pillow, 4:2:0).")
+    note = (
+        f"SSIMULACRA 2 from the Python package ssimulacra2 {version('ssimulacra2')}; references: the original "
+        f"re-saved as JPEG {refs} (Pillow, 4:2:0)."
+    )
     try:
         path = butteraugli_tool()
     except ButteraugliUnavailable as exc:
@@ -206,8 +213,12 @@ def column_stats(rows: Sequence[dict[str, object]], key: str, name_key: str = "p
         return None
     vals = np.array([v for v, _ in got], dtype=np.float64)
     i = int(vals.argmax() if key.startswith(LOWER_IS_BETTER) else vals.argmin())
-    return {"mean": float(vals.mean()), "min": float(vals.min()), "max": float(vals.max()),
-            "worst": {name_key: got[i][1], "value": float(vals[i])}}
+    return {
+        "mean": float(vals.mean()),
+        "min": float(vals.min()),
+        "max": float(vals.max()),
+        "worst": {name_key: got[i][1], "value": float(vals[i])},
+    }
 
 
 def jpeg_copy(rgb: np.ndarray, quality: int) -> np.ndarray:

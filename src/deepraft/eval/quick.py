@@ -7,15 +7,19 @@ the original and its JPEG-50 copy (false positives) at the card's calibrated thr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ..imageio import Picture, picture_from_pil, reencode
 from ..measures import psnr_uint8 as psnr_uint8  # re-exported: it lived here first
+
+if TYPE_CHECKING:
+    from ..api import Stamper
 
 
 def jpeg_roundtrip(pic: Picture, quality: int) -> Picture:
@@ -35,26 +39,47 @@ class QuickReport:
     per_image: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"n_images": self.n_images, "fpr": self.fpr, "threshold": self.threshold,
-                "mean_psnr_db": round(self.mean_psnr, 3), "min_psnr_db": round(self.min_psnr, 3),
-                "tpr": self.tpr, "fpr_clean": self.fpr_clean, "failed": self.failed}
+        return {
+            "n_images": self.n_images,
+            "fpr": self.fpr,
+            "threshold": self.threshold,
+            "mean_psnr_db": round(self.mean_psnr, 3),
+            "min_psnr_db": round(self.min_psnr, 3),
+            "tpr": self.tpr,
+            "fpr_clean": self.fpr_clean,
+            "failed": self.failed,
+        }
 
 
-def quick_check(stamper, files: Sequence[Path], fpr: float | None = None, jpeg_quality: int = 50,
-                progress: Callable[[Iterable], Iterable] | None = None) -> QuickReport:
+def quick_check(
+    stamper: Stamper,
+    files: Sequence[Path],
+    fpr: float | None = None,
+    jpeg_quality: int = 50,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> QuickReport:
     """Measure PSNR and TPR/FPR (unmodified and JPEG ``jpeg_quality``) on ``files``."""
     thr = stamper.card.threshold(fpr)
     used_fpr = stamper.card.default_fpr if fpr is None else fpr
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     failed: list[str] = []
     jname = f"jpeg{jpeg_quality}"
     for f, pic in stamper.read_many(files, failed, progress):
         stamped = stamper.protect_pictures([pic])[0]
         variants = [stamped, jpeg_roundtrip(stamped, jpeg_quality), pic, jpeg_roundtrip(pic, jpeg_quality)]
         s = stamper.scores(variants)
-        rows.append({"file": str(f), "width": pic.size[0], "height": pic.size[1],
-                     "psnr": psnr_uint8(stamped.rgb, pic.rgb), "stamped": s[0], f"stamped_{jname}": s[1],
-                     "clean": s[2], f"clean_{jname}": s[3]})
+        rows.append(
+            {
+                "file": str(f),
+                "width": pic.size[0],
+                "height": pic.size[1],
+                "psnr": psnr_uint8(stamped.rgb, pic.rgb),
+                "stamped": s[0],
+                f"stamped_{jname}": s[1],
+                "clean": s[2],
+                f"clean_{jname}": s[3],
+            }
+        )
     if not rows:
         raise ValueError("quick check: no readable photos")
     psnrs = np.array([r["psnr"] for r in rows], dtype=np.float64)
@@ -63,7 +88,13 @@ def quick_check(stamper, files: Sequence[Path], fpr: float | None = None, jpeg_q
         return float(np.mean([float(r[key]) > thr for r in rows]))
 
     return QuickReport(
-        n_images=len(rows), fpr=used_fpr, threshold=thr, mean_psnr=float(psnrs.mean()), min_psnr=float(psnrs.min()),
+        n_images=len(rows),
+        fpr=used_fpr,
+        threshold=thr,
+        mean_psnr=float(psnrs.mean()),
+        min_psnr=float(psnrs.min()),
         tpr={"none": rate("stamped"), jname: rate(f"stamped_{jname}")},
-        fpr_clean={"none": rate("clean"), jname: rate(f"clean_{jname}")}, failed=failed, per_image=rows,
+        fpr_clean={"none": rate("clean"), jname: rate(f"clean_{jname}")},
+        failed=failed,
+        per_image=rows,
     )

@@ -84,13 +84,19 @@ def view_variant(img: Image.Image, variant: int, rng: np.random.Generator) -> Im
     return img if variant == 0 else crop(img, float(rng.uniform(0.85, 1.0)), rng)
 
 
-def _summarise(cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: float,
-               fprs: Sequence[float]) -> dict[str, object]:
+def _summarise(
+    cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: float, fprs: Sequence[float]
+) -> dict[str, object]:
     row: dict[str, object] = {
-        "attack": cond.attack, "strength": cond.strength, "label": cond.label,
-        "n_stamped": int(pos.size), "n_clean": int(neg.size),
-        "tpr_at_calibrated": rate_above(pos, threshold), "fpr_at_calibrated": rate_above(neg, threshold),
-        "roc_auc": roc_auc(pos, neg), "paper_accuracy": paper_accuracy(pos, neg, 0.0),
+        "attack": cond.attack,
+        "strength": cond.strength,
+        "label": cond.label,
+        "n_stamped": int(pos.size),
+        "n_clean": int(neg.size),
+        "tpr_at_calibrated": rate_above(pos, threshold),
+        "fpr_at_calibrated": rate_above(neg, threshold),
+        "roc_auc": roc_auc(pos, neg),
+        "paper_accuracy": paper_accuracy(pos, neg, 0.0),
     }
     for f in fprs:
         # an FPR below 1/n cannot be resolved by n clean samples: say so instead of a number
@@ -98,9 +104,13 @@ def _summarise(cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: flo
     return row
 
 
-def imperceptibility(clean: np.ndarray, stamped: np.ndarray, settings: EvalSettings,
-                     butteraugli_path: str | None, lp: Callable[[np.ndarray, np.ndarray], float] | None = None
-                     ) -> dict[str, float]:
+def imperceptibility(
+    clean: np.ndarray,
+    stamped: np.ndarray,
+    settings: EvalSettings,
+    butteraugli_path: str | None,
+    lp: Callable[[np.ndarray, np.ndarray], float] | None = None,
+) -> dict[str, float]:
     """The per-photo columns: PSNR / SSIM / MS-SSIM (and LPIPS) of the stamped photo, then the
     perceptual metrics of the stamped photo and of the JPEG references (with their PSNR and
     SSIM), and the seconds the perceptual metrics took."""
@@ -118,13 +128,24 @@ def imperceptibility(clean: np.ndarray, stamped: np.ndarray, settings: EvalSetti
     return row
 
 
-def _eval_photo(stamper: Stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp: Any = None,
-                butteraugli_path: str | None = None) -> tuple[dict[str, Any], _Samples]:
+def _eval_photo(
+    stamper: Stamper,
+    f: Path,
+    pi: int,
+    conds: list[Condition],
+    settings: EvalSettings,
+    lp: Any = None,
+    butteraugli_path: str | None = None,
+) -> tuple[dict[str, Any], _Samples]:
     """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
     pic = stamper.read(f)
     stamped = stamper.protect_pictures([pic])[0]
-    row = {"photo": f.name, "width": pic.size[0], "height": pic.size[1],
-           **imperceptibility(pic.rgb, stamped.rgb, settings, butteraugli_path, lp)}
+    row = {
+        "photo": f.name,
+        "width": pic.size[0],
+        "height": pic.size[1],
+        **imperceptibility(pic.rgb, stamped.rgb, settings, butteraugli_path, lp),
+    }
     s_img, c_img = Image.fromarray(stamped.rgb), Image.fromarray(pic.rgb)
     samples = []
     for ci, cond in enumerate(conds):
@@ -155,8 +176,9 @@ def _worker_init(model: str, max_pixels: int | None) -> None:
     _WORKER["stamper"] = load(model, device="cpu", max_pixels=max_pixels)
 
 
-def _worker_photo(args: tuple[Path, int, list[Condition], EvalSettings, str | None]
-                  ) -> tuple[dict[str, Any], _Samples] | ImageError:
+def _worker_photo(
+    args: tuple[Path, int, list[Condition], EvalSettings, str | None],
+) -> tuple[dict[str, Any], _Samples] | ImageError:
     f, pi, conds, settings, butteraugli_path = args
     try:
         return _eval_photo(_WORKER["stamper"], f, pi, conds, settings, butteraugli_path=butteraugli_path)
@@ -176,17 +198,29 @@ def eval_workers(workers: int, lpips_on: bool, device_type: str) -> int:
     with a warning saying why (the photos are then evaluated in this process)."""
     if workers <= 0:
         return 0
-    why = ("LPIPS is computed (its network is not shared with worker processes)" if lpips_on
-           else f"the model runs on {device_type}, not the CPU" if device_type != "cpu" else None)
+    why = (
+        "LPIPS is computed (its network is not shared with worker processes)"
+        if lpips_on
+        else f"the model runs on {device_type}, not the CPU"
+        if device_type != "cpu"
+        else None
+    )
     if why is None:
         return workers
     warnings.warn(f"eval: --workers {workers} ignored: {why}; evaluating in this process", stacklevel=2)
     return 0
 
 
-def _eval_all(stamper: Stamper, files: list[Path], conds: list[Condition], settings: EvalSettings, lp: Any,
-              butteraugli_path: str | None, progress: Callable[[Iterable], Iterable] | None,
-              workers: int) -> tuple[list[dict[str, Any]], _Samples, list[str]]:
+def _eval_all(
+    stamper: Stamper,
+    files: list[Path],
+    conds: list[Condition],
+    settings: EvalSettings,
+    lp: Any,
+    butteraugli_path: str | None,
+    progress: Callable[[Iterable], Iterable] | None,
+    workers: int,
+) -> tuple[list[dict[str, Any]], _Samples, list[str]]:
     """(image rows, samples, failures) of every photo, in this process or in ``workers``."""
     images: list[dict[str, Any]] = []
     samples: _Samples = []
@@ -195,14 +229,17 @@ def _eval_all(stamper: Stamper, files: list[Path], conds: list[Condition], setti
         from concurrent.futures import ProcessPoolExecutor
 
         card = stamper.card
-        card_path = str(card.path if card.path is not None and (card.path / "card.json").exists()
-                        else card.weights_path)
+        card_path = str(
+            card.path if card.path is not None and (card.path / "card.json").exists() else card.weights_path
+        )
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
             jobs = pool.map(_worker_photo, [(f, pi, conds, settings, butteraugli_path) for pi, f in enumerate(files)])
             outs: Iterable[Any] = progress(jobs) if progress else jobs
     else:
-        outs = (_try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
-                for pi, f in enumerate(progress(files) if progress else files))
+        outs = (
+            _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
+            for pi, f in enumerate(progress(files) if progress else files)
+        )
     for out in outs:
         if isinstance(out, ImageError):
             failed.append(str(out))
@@ -212,8 +249,15 @@ def _eval_all(stamper: Stamper, files: list[Path], conds: list[Condition], setti
     return images, samples, failed
 
 
-def _try_photo(stamper: Stamper, f: Path, pi: int, conds: list[Condition], settings: EvalSettings, lp: Any,
-               butteraugli_path: str | None) -> tuple[dict[str, Any], _Samples] | ImageError:
+def _try_photo(
+    stamper: Stamper,
+    f: Path,
+    pi: int,
+    conds: list[Condition],
+    settings: EvalSettings,
+    lp: Any,
+    butteraugli_path: str | None,
+) -> tuple[dict[str, Any], _Samples] | ImageError:
     try:
         return _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
     except ImageError as exc:
@@ -234,8 +278,9 @@ def _write_tables(out_dir: Path, images: list[dict[str, Any]], samples: _Samples
     atomic_write_bytes(out_dir / "samples.csv", buf.getvalue().encode())
 
 
-def _condition_rows(conds: list[Condition], samples: _Samples, threshold: float,
-                    fprs: Sequence[float]) -> list[dict[str, object]]:
+def _condition_rows(
+    conds: list[Condition], samples: _Samples, threshold: float, fprs: Sequence[float]
+) -> list[dict[str, object]]:
     by_cond: dict[tuple[str, str], dict[str, list[float]]] = {}
     for _, attack, strength, _, kind, score in samples:
         by_cond.setdefault((attack, strength), {"stamped": [], "clean": []})[kind].append(score)
@@ -248,13 +293,20 @@ def _condition_rows(conds: list[Condition], samples: _Samples, threshold: float,
 
 def _imperceptibility_summary(images: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, float] | None]:
     """(statistics of every per-photo column, the perceptual metrics' cost or None)."""
-    keys = [k for k in dict.fromkeys(k for r in images for k in r)
-            if k not in ("photo", "width", "height", "perceptual_s")]
+    keys = [
+        k for k in dict.fromkeys(k for r in images for k in r) if k not in ("photo", "width", "height", "perceptual_s")
+    ]
     imp = {k: st for k in keys if (st := column_stats(images, k))}
     timed = [r for r in images if "perceptual_s" in r]
-    cost = {"seconds_per_photo": float(np.mean([r["perceptual_s"] for r in timed])),
+    cost = (
+        {
+            "seconds_per_photo": float(np.mean([r["perceptual_s"] for r in timed])),
             "seconds_per_megapixel": sum(r["perceptual_s"] for r in timed)
-            / sum(r["width"] * r["height"] / 1e6 for r in timed)} if timed else None
+            / sum(r["width"] * r["height"] / 1e6 for r in timed),
+        }
+        if timed
+        else None
+    )
     return imp, cost
 
 
@@ -265,8 +317,14 @@ def _lpips() -> tuple[Any, str]:
         return None, str(exc)
 
 
-def run_eval(stamper: Stamper, files: Sequence[Path], out_dir: Path, settings: EvalSettings,
-             progress: Callable[[Iterable], Iterable] | None = None, workers: int = 0) -> dict[str, object]:
+def run_eval(
+    stamper: Stamper,
+    files: Sequence[Path],
+    out_dir: Path,
+    settings: EvalSettings,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    workers: int = 0,
+) -> dict[str, Any]:
     """Run the evaluation; write ``images.csv``, ``samples.csv`` and ``summary.json`` under
     ``out_dir`` and return the summary. ``workers`` > 0 spreads the photos over processes
     (CPU only, without LPIPS, else a warning and this process; each loads the model from
@@ -287,14 +345,26 @@ def run_eval(stamper: Stamper, files: Sequence[Path], out_dir: Path, settings: E
     by_name = {Path(f).name: Path(f) for f in files}
     rank = "ssimulacra2" if "ssimulacra2" in imp else "ssim"
     worst = sorted(images, key=lambda r: r[rank])[: settings.before_after]
-    shown = [write_before_after(stamper, by_name[r["photo"]], out_dir, f"before_after_{i}.png",
-                                note={rank: r[rank]}) for i, r in enumerate(worst, 1)]
+    shown = [
+        write_before_after(stamper, by_name[r["photo"]], out_dir, f"before_after_{i}.png", note={rank: r[rank]})
+        for i, r in enumerate(worst, 1)
+    ]
     summary = {
-        "model": stamper.card.name, "threshold": threshold, "calibrated_fpr": stamper.card.default_fpr,
-        "n_photos": len(images), "variants_per_condition": settings.variants, "seed": settings.seed,
-        "failed": failed, "lpips_note": lpips_note, "perceptual_note": perceptual_note, "perceptual_cost": cost,
+        "model": stamper.card.name,
+        "threshold": threshold,
+        "calibrated_fpr": stamper.card.default_fpr,
+        "n_photos": len(images),
+        "variants_per_condition": settings.variants,
+        "seed": settings.seed,
+        "failed": failed,
+        "lpips_note": lpips_note,
+        "perceptual_note": perceptual_note,
+        "perceptual_cost": cost,
         "jpeg_references": list(settings.jpeg_references) if settings.perceptual else [],
-        "imperceptibility": imp, "conditions": rows, "before_after": shown, "before_after_rank": rank,
+        "imperceptibility": imp,
+        "conditions": rows,
+        "before_after": shown,
+        "before_after_rank": rank,
         "method": METHOD,
     }
     atomic_write_bytes(out_dir / "summary.json", (json.dumps(summary, indent=2, default=_json_default) + "\n").encode())
@@ -311,14 +381,15 @@ def flattest_box(rgb: np.ndarray, size: int) -> tuple[int, int, int, int]:
     best, box = np.inf, (0, 0, size, size)
     for top in range(0, h - size + 1, step):
         for left in range(0, w - size + 1, step):
-            v = float(y[top:top + size, left:left + size].std())
+            v = float(y[top : top + size, left : left + size].std())
             if v < best:
                 best, box = v, (left, top, left + size, top + size)
     return box
 
 
-def before_after_strip(clean: np.ndarray, stamped: np.ndarray, box: tuple[int, int, int, int],
-                       gain: float = 10.0) -> np.ndarray:
+def before_after_strip(
+    clean: np.ndarray, stamped: np.ndarray, box: tuple[int, int, int, int], gain: float = 10.0
+) -> np.ndarray:
     """The ``box`` (left, top, right, bottom) of both photos side by side at 100 %: clean |
     stamped | the difference amplified ``gain`` times around mid-grey, 8 white pixels apart."""
     left, top, right, bottom = box
@@ -329,8 +400,15 @@ def before_after_strip(clean: np.ndarray, stamped: np.ndarray, box: tuple[int, i
     return np.concatenate([a.astype(np.uint8), gap, b.astype(np.uint8), gap, diff.astype(np.uint8)], axis=1)
 
 
-def write_before_after(stamper: Stamper, file: Path, out_dir: Path, name: str = "before_after.png", size: int = 256,
-                       gain: float = 10.0, note: dict[str, object] | None = None) -> dict[str, object]:
+def write_before_after(
+    stamper: Stamper,
+    file: Path,
+    out_dir: Path,
+    name: str = "before_after.png",
+    size: int = 256,
+    gain: float = 10.0,
+    note: dict[str, object] | None = None,
+) -> dict[str, object]:
     """``name``: the flattest ``size`` px window of ``file`` (chosen by flatness alone, where a
     stamp shows first) at 100 %, as :func:`before_after_strip`."""
     pic = stamper.read(file)
@@ -340,8 +418,14 @@ def write_before_after(stamper: Stamper, file: Path, out_dir: Path, name: str = 
     buf = io.BytesIO()
     Image.fromarray(before_after_strip(pic.rgb, stamped.rgb, box, gain)).save(buf, format="PNG")
     atomic_write_bytes(out_dir / name, buf.getvalue())
-    return {"file": name, "photo": Path(file).name, "box": list(box), "gain": gain, **(note or {}),
-            "psnr_window": psnr_uint8(stamped.rgb[top:bottom, left:right], pic.rgb[top:bottom, left:right])}
+    return {
+        "file": name,
+        "photo": Path(file).name,
+        "box": list(box),
+        "gain": gain,
+        **(note or {}),
+        "psnr_window": psnr_uint8(stamped.rgb[top:bottom, left:right], pic.rgb[top:bottom, left:right]),
+    }
 
 
 def _json_default(o: object) -> object:

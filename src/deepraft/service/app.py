@@ -54,19 +54,39 @@ from .core import (
     validation_message,
 )
 
-__all__ = ["COMMON_ERRORS", "DOCS_ASSETS", "FORM_OVERHEAD", "MIME", "DeclaredLengthLimit", "Engine", "ErrorBody",
-           "ForwardAnswer", "Health", "ScanAnswer", "ServiceError", "ServiceSettings", "create_app", "error_response",
-           "given_key", "upload_name"]
+__all__ = [
+    "COMMON_ERRORS",
+    "DOCS_ASSETS",
+    "FORM_OVERHEAD",
+    "MIME",
+    "DeclaredLengthLimit",
+    "Engine",
+    "ErrorBody",
+    "ForwardAnswer",
+    "Health",
+    "ScanAnswer",
+    "ServiceError",
+    "ServiceSettings",
+    "create_app",
+    "error_response",
+    "given_key",
+    "upload_name",
+]
 
 
 def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> FastAPI:
     """The service's ASGI app (with the /demo messenger when ``settings.demo``)."""
     stamper = stamper or load(settings.model, device=settings.device, max_pixels=settings.max_pixels)
     engine = Engine(stamper, settings)
-    app = FastAPI(title="deepraft", version=__version__,
-                  description="Stamp pictures sent 'only for you' and block their forwarding. Every error "
-                              "answer is an `ErrorBody`: `{\"error\": \"...\", \"status\": 4xx}`.",
-                  docs_url=None, redoc_url=None, responses=COMMON_ERRORS)
+    app = FastAPI(
+        title="deepraft",
+        version=__version__,
+        description="Stamp pictures sent 'only for you' and block their forwarding. Every error "
+        'answer is an `ErrorBody`: `{"error": "...", "status": 4xx}`.',
+        docs_url=None,
+        redoc_url=None,
+        responses=COMMON_ERRORS,
+    )
     app.state.engine = engine
     app.state.settings = settings
     # a declared Content-Length over the limit: refused here, before the body is read; a body
@@ -95,8 +115,7 @@ def _add_error_handlers(app: FastAPI, settings: ServiceSettings) -> None:
             message = f"no such path: {request.url.path}"
         elif exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
-        return error_response(exc.status_code, message, getattr(exc, "headers", None),
-                              **getattr(exc, "extra", {}))
+        return error_response(exc.status_code, message, getattr(exc, "headers", None), **getattr(exc, "extra", {}))
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,16 +134,23 @@ def _add_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="deepraft - Swagger UI",
-                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="deepraft - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title="deepraft - ReDoc",
-                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="deepraft - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> None:
@@ -132,13 +158,15 @@ def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> 
     stamper = engine.stamper
     limit = settings.max_request_bytes
 
-    def require_key(x_api_key: Annotated[str | None, Header()] = None,
-                    authorization: Annotated[str | None, Header()] = None) -> None:
+    def require_key(
+        x_api_key: Annotated[str | None, Header()] = None, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
         if not settings.api_key:
             return
         if not key_matches(given_key(x_api_key, authorization), settings.api_key):
-            raise ServiceError(401, "a valid API key is required to protect pictures",
-                               headers={"WWW-Authenticate": "Bearer"})
+            raise ServiceError(
+                401, "a valid API key is required to protect pictures", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     @app.get("/healthz")
     async def healthz() -> Health:
@@ -149,14 +177,23 @@ def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> 
         """The model card: architecture, calibrated thresholds, training record, metrics."""
         return stamper.card.to_json()
 
-    @app.post("/v1/protect", dependencies=[Depends(require_key)], max_body_size=limit,
-              responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}},
-                               "description": "The stamped picture, in the format of the upload."},
-                         401: error_doc("An API key is set and the request did not carry it."),
-                         409: error_doc("The picture already carries the stamp (send force=true).")})
-    async def protect(image: Annotated[UploadFile, File(description="The picture to stamp.")],
-                      force: Annotated[bool, Form(description="Stamp even a picture that already carries the "
-                                                              "stamp.")] = False) -> Response:
+    @app.post(
+        "/v1/protect",
+        dependencies=[Depends(require_key)],
+        max_body_size=limit,
+        responses={
+            200: {
+                "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}},
+                "description": "The stamped picture, in the format of the upload.",
+            },
+            401: error_doc("An API key is set and the request did not carry it."),
+            409: error_doc("The picture already carries the stamp (send force=true)."),
+        },
+    )
+    async def protect(
+        image: Annotated[UploadFile, File(description="The picture to stamp.")],
+        force: Annotated[bool, Form(description="Stamp even a picture that already carries the stamp.")] = False,
+    ) -> Response:
         """Stamp a picture; the answer is the stamped picture in the same format. A picture that
         already carries the stamp (one scan at the card's threshold) is refused with 409."""
         data, fmt = await engine.protect_upload(image, force)
@@ -168,7 +205,8 @@ def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> 
         return ScanAnswer(**await engine.scan_upload(image))
 
     @app.post("/v1/check-forward", max_body_size=limit)
-    async def check_forward(image: Annotated[UploadFile, File(description="The picture a user forwards or "
-                                                                          "uploads.")]) -> ForwardAnswer:
+    async def check_forward(
+        image: Annotated[UploadFile, File(description="The picture a user forwards or uploads.")],
+    ) -> ForwardAnswer:
         """The decision a platform makes when a user forwards or re-uploads a picture."""
         return ForwardAnswer(**await engine.check_forward_upload(image))

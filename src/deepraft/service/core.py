@@ -77,8 +77,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 class ServiceError(StarletteHTTPException):
     """An HTTP error with extra :class:`ErrorBody` fields."""
 
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(status_code, detail, headers)
         self.extra = extra
 
@@ -176,9 +175,13 @@ class Engine:
             # one scan of the decoded picture at the card's calibrated threshold
             r = self.stamper.scan(pic)
             if r.protected:
-                raise ServiceError(409, f"{name}: already carries the stamp (score {r.score:.2f} > threshold "
-                                        f"{r.threshold:.2f}); send force=true to stamp it again",
-                                   score=r.score, threshold=r.threshold)
+                raise ServiceError(
+                    409,
+                    f"{name}: already carries the stamp (score {r.score:.2f} > threshold "
+                    f"{r.threshold:.2f}); send force=true to stamp it again",
+                    score=r.score,
+                    threshold=r.threshold,
+                )
         fmt = pic.format if pic.format in MIME else "PNG"
         if pic.alpha is not None and fmt not in ALPHA_FORMATS:
             fmt = "PNG"

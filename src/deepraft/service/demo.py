@@ -17,12 +17,12 @@ Who may do what:
 * SQLite runs in worker threads, never on the event loop.
 """
 
-
 import hashlib
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,11 +51,17 @@ SESSION_SECONDS = 12 * 3600
 SCHEMA_VERSION = 2
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range
 
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 PICTURE_CSP = "default-src 'none'; sandbox"
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-                    "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pictures (
@@ -91,13 +97,16 @@ class Store:
         with self.lock:
             if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 # a demo file from an older version: its layout had no owners or sessions
-                self.db.executescript("DROP TABLE IF EXISTS pictures; DROP TABLE IF EXISTS messages; "
-                                      "DROP TABLE IF EXISTS audit; DROP TABLE IF EXISTS sessions;")
+                self.db.executescript(
+                    "DROP TABLE IF EXISTS pictures; DROP TABLE IF EXISTS messages; "
+                    "DROP TABLE IF EXISTS audit; DROP TABLE IF EXISTS sessions;"
+                )
             self.db.executescript(SCHEMA)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.commit()
 
-    async def run(self, fn, *args):
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread (SQLite never runs on the event loop)."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     # -- sessions ------------------------------------------------------------------------
@@ -110,15 +119,18 @@ class Store:
         now = time.time()
         with self.lock:
             self.db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-            self.db.execute("INSERT INTO sessions (token_hash, account, created, expires) VALUES (?, ?, ?, ?)",
-                            (self._hash(token), account, now, now + SESSION_SECONDS))
+            self.db.execute(
+                "INSERT INTO sessions (token_hash, account, created, expires) VALUES (?, ?, ?, ?)",
+                (self._hash(token), account, now, now + SESSION_SECONDS),
+            )
             self.db.commit()
         return token
 
     def session_account(self, token: str) -> str | None:
         with self.lock:
-            row = self.db.execute("SELECT account, expires FROM sessions WHERE token_hash = ?",
-                                  (self._hash(token),)).fetchone()
+            row = self.db.execute(
+                "SELECT account, expires FROM sessions WHERE token_hash = ?", (self._hash(token),)
+            ).fetchone()
         return row["account"] if row is not None and row["expires"] > time.time() else None
 
     def close_session(self, token: str) -> None:
@@ -129,23 +141,30 @@ class Store:
     # -- messages ------------------------------------------------------------------------
     def used_bytes(self, owner: str) -> int:
         with self.lock:
-            return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM pictures WHERE owner = ?",
-                                       (owner,)).fetchone()[0])
+            return int(
+                self.db.execute("SELECT COALESCE(SUM(size), 0) FROM pictures WHERE owner = ?", (owner,)).fetchone()[0]
+            )
 
     def add_message(self, sender: str, recipient: str, data: bytes, mime: str, only_for_you: bool) -> int:
         with self.lock:
-            used = int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM pictures WHERE owner = ?",
-                                       (sender,)).fetchone()[0])
+            used = int(
+                self.db.execute("SELECT COALESCE(SUM(size), 0) FROM pictures WHERE owner = ?", (sender,)).fetchone()[0]
+            )
             if used + len(data) > self.quota:
-                raise QuotaExceeded(f"account {sender}: storage quota of {self.quota} bytes reached "
-                                    f"({used} used, {len(data)} more asked)")
-            pid = self.db.execute("INSERT INTO pictures (owner, data, mime, size) VALUES (?, ?, ?, ?)",
-                                  (sender, data, mime, len(data))).lastrowid
+                raise QuotaExceeded(
+                    f"account {sender}: storage quota of {self.quota} bytes reached "
+                    f"({used} used, {len(data)} more asked)"
+                )
+            pid = self.db.execute(
+                "INSERT INTO pictures (owner, data, mime, size) VALUES (?, ?, ?, ?)", (sender, data, mime, len(data))
+            ).lastrowid
             mid = self.db.execute(
                 "INSERT INTO messages (sender, recipient, picture_id, only_for_you, forwarded_from, created) "
-                "VALUES (?, ?, ?, ?, NULL, ?)", (sender, recipient, pid, int(only_for_you), time.time()),
+                "VALUES (?, ?, ?, ?, NULL, ?)",
+                (sender, recipient, pid, int(only_for_you), time.time()),
             ).lastrowid
             self.db.commit()
+        assert mid is not None  # an INSERT always has a row id
         return int(mid)
 
     def forward(self, sender: str, recipient: str, message_id: int, picture_id: int) -> int:
@@ -153,22 +172,27 @@ class Store:
         with self.lock:
             mid = self.db.execute(
                 "INSERT INTO messages (sender, recipient, picture_id, only_for_you, forwarded_from, created) "
-                "VALUES (?, ?, ?, 0, ?, ?)", (sender, recipient, picture_id, message_id, time.time()),
+                "VALUES (?, ?, ?, 0, ?, ?)",
+                (sender, recipient, picture_id, message_id, time.time()),
             ).lastrowid
             self.db.commit()
+        assert mid is not None  # an INSERT always has a row id
         return int(mid)
 
     def audit(self, user: str, action: str, target: str, reason: str, score: float | None) -> None:
         with self.lock:
-            self.db.execute("INSERT INTO audit (created, user, action, target, reason, score) VALUES (?, ?, ?, ?, ?, ?)",
-                            (time.time(), user, action, target, reason, score))
+            self.db.execute(
+                "INSERT INTO audit (created, user, action, target, reason, score) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), user, action, target, reason, score),
+            )
             self.db.commit()
 
     def message_for(self, mid: int, account: str) -> dict | None:
         """The message if ``account`` sent or received it."""
         with self.lock:
-            row = self.db.execute("SELECT * FROM messages WHERE id = ? AND (sender = ? OR recipient = ?)",
-                                  (mid, account, account)).fetchone()
+            row = self.db.execute(
+                "SELECT * FROM messages WHERE id = ? AND (sender = ? OR recipient = ?)", (mid, account, account)
+            ).fetchone()
         return dict(row) if row is not None else None
 
     def picture(self, pid: int) -> tuple[bytes, str]:
@@ -178,14 +202,20 @@ class Store:
 
     def messages_for(self, user: str) -> list[dict]:
         with self.lock:
-            rows = self.db.execute("SELECT id, sender, recipient, only_for_you, forwarded_from, created FROM messages "
-                                   "WHERE sender = ? OR recipient = ? ORDER BY id DESC", (user, user)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, sender, recipient, only_for_you, forwarded_from, created FROM messages "
+                "WHERE sender = ? OR recipient = ? ORDER BY id DESC",
+                (user, user),
+            ).fetchall()
         return [dict(r) | {"only_for_you": bool(r["only_for_you"])} for r in rows]
 
     def audit_log(self, user: str, limit: int = 100) -> list[dict]:
         with self.lock:
-            rows = self.db.execute("SELECT created, user, action, target, reason, score FROM audit WHERE user = ? "
-                                   "ORDER BY id DESC LIMIT ?", (user, limit)).fetchall()
+            rows = self.db.execute(
+                "SELECT created, user, action, target, reason, score FROM audit WHERE user = ? "
+                "ORDER BY id DESC LIMIT ?",
+                (user, limit),
+            ).fetchall()
         return [dict(r) for r in rows]
 
 
@@ -265,8 +295,9 @@ def _same_origin(request: Request) -> None:
 def _session_type(store: Store) -> Any:
     """``Annotated[str, Depends(session)]``: the signed-in account of a request (401 without one)."""
 
-    async def session(request: Request,
-                      deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> str:
+    async def session(
+        request: Request, deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None
+    ) -> str:
         account = await store.run(store.session_account, deepraft_demo) if deepraft_demo else None
         if account is None:
             raise ServiceError(401, "sign in to the demo first (POST /demo/api/session)")
@@ -277,9 +308,15 @@ def _session_type(store: Store) -> Any:
     return Annotated[str, Depends(session)]
 
 
-UNAUTHORISED = {401: error_doc("No demo session (sign in with POST /demo/api/session).")}
-BLOCKED_DOC = {403: {"model": ErrorBody, "description": "Blocked: the picture carries the stamp "
-                                                        "(blocked=true), or a cross-origin request."}}
+UNAUTHORISED: dict[int | str, dict[str, Any]] = {
+    401: error_doc("No demo session (sign in with POST /demo/api/session).")
+}
+BLOCKED_DOC: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorBody,
+        "description": "Blocked: the picture carries the stamp (blocked=true), or a cross-origin request.",
+    }
+}
 
 
 def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
@@ -306,29 +343,47 @@ def _add_pages(app: FastAPI) -> None:
         return _secured(FileResponse(STATIC / name, media_type=media))
 
 
-def _add_session_routes(app: FastAPI, settings: ServiceSettings, store: Store, Session: Any) -> None:  # noqa: N803
-    @app.post("/demo/api/session", max_body_size=settings.max_request_bytes,
-              responses={401: error_doc("The API key is missing or wrong."),
-                         403: error_doc("Sent from another site's page.")})
-    async def sign_in(request: Request, account: Annotated[str, Form(description="alice, bob or carol")],
-                      x_api_key: Annotated[str | None, Header()] = None,
-                      authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+def _add_session_routes(app: FastAPI, settings: ServiceSettings, store: Store, Session: Any) -> None:
+    @app.post(
+        "/demo/api/session",
+        max_body_size=settings.max_request_bytes,
+        responses={
+            401: error_doc("The API key is missing or wrong."),
+            403: error_doc("Sent from another site's page."),
+        },
+    )
+    async def sign_in(
+        request: Request,
+        account: Annotated[str, Form(description="alice, bob or carol")],
+        x_api_key: Annotated[str | None, Header()] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
         """Open a demo session for one account (needs the API key when the server has one); the
         session is an HttpOnly cookie."""
         _same_origin(request)
         if settings.api_key and not key_matches(given_key(x_api_key, authorization), settings.api_key):
-            raise ServiceError(401, "the API key is required to open a demo session",
-                               headers={"WWW-Authenticate": "Bearer"})
+            raise ServiceError(
+                401, "the API key is required to open a demo session", headers={"WWW-Authenticate": "Bearer"}
+            )
         account = _account(account)
         token = await store.run(store.open_session, account)
         response = JSONResponse({"account": account})
-        response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, path="/demo", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=SESSION_SECONDS,
+            path="/demo",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @app.delete("/demo/api/session", responses=UNAUTHORISED)
-    async def sign_out(account: Session, deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None,
-                       ) -> JSONResponse:
+    async def sign_out(
+        account: Session,
+        deepraft_demo: Annotated[str | None, Cookie(include_in_schema=False)] = None,
+    ) -> JSONResponse:
         """Close this demo session."""
         if deepraft_demo:
             await store.run(store.close_session, deepraft_demo)
@@ -345,7 +400,7 @@ def _add_session_routes(app: FastAPI, settings: ServiceSettings, store: Store, S
         return Accounts(accounts=list(ACCOUNTS))
 
 
-def _add_read_routes(app: FastAPI, store: Store, Session: Any) -> None:  # noqa: N803
+def _add_read_routes(app: FastAPI, store: Store, Session: Any) -> None:
     @app.get("/demo/api/messages", responses=UNAUTHORISED)
     async def messages(account: Session) -> Messages:
         """This account's messages (sent and received)."""
@@ -356,9 +411,14 @@ def _add_read_routes(app: FastAPI, store: Store, Session: Any) -> None:  # noqa:
         """This account's blocked attempts."""
         return Audit(audit=await store.run(store.audit_log, account))
 
-    @app.get("/demo/api/pictures/{mid}", responses={
-        **UNAUTHORISED, 404: error_doc("No such message for this account."),
-        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The picture."}})
+    @app.get(
+        "/demo/api/pictures/{mid}",
+        responses={
+            **UNAUTHORISED,
+            404: error_doc("No such message for this account."),
+            200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}, "description": "The picture."},
+        },
+    )
     async def picture(mid: Annotated[int, PathParam(ge=1, le=MAX_ID)], account: Session) -> Response:
         msg = await store.run(store.message_for, mid, account)
         if msg is None:
@@ -384,8 +444,9 @@ async def _stored_form(engine: Engine, data: bytes, name: str) -> tuple[bytes, s
     return await anyio.to_thread.run_sync(to_png, limiter=engine.limiter), "image/png"
 
 
-async def _stamp_or_keep(engine: Engine, store: Store, account: str, data: bytes, name: str,
-                         only_for_you: bool) -> tuple[bytes, str, dict[str, Any]]:
+async def _stamp_or_keep(
+    engine: Engine, store: Store, account: str, data: bytes, name: str, only_for_you: bool
+) -> tuple[bytes, str, dict[str, Any]]:
     """(bytes to store, MIME type, the forward check) of an upload: refused over the quota or
     when it carries the stamp; stamped when sent "only for you"."""
     used = await store.run(store.used_bytes, account)
@@ -401,13 +462,20 @@ async def _stamp_or_keep(engine: Engine, store: Store, account: str, data: bytes
     return data, mime, check
 
 
-def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -> None:  # noqa: N803
+def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -> None:
     limit = engine.settings.max_request_bytes
 
-    @app.post("/demo/api/send", max_body_size=limit, responses={**UNAUTHORISED, **BLOCKED_DOC,
-                                           413: error_doc("Over the body, pixel or storage limit.")})
-    async def send(account: Session, recipient: Annotated[str, Form()], image: Annotated[UploadFile, File()],
-                   only_for_you: Annotated[bool, Form()] = False) -> Sent:
+    @app.post(
+        "/demo/api/send",
+        max_body_size=limit,
+        responses={**UNAUTHORISED, **BLOCKED_DOC, 413: error_doc("Over the body, pixel or storage limit.")},
+    )
+    async def send(
+        account: Session,
+        recipient: Annotated[str, Form()],
+        image: Annotated[UploadFile, File()],
+        only_for_you: Annotated[bool, Form()] = False,
+    ) -> Sent:
         """Send a picture from this account; "only for you" pictures are stamped."""
         _account(recipient)
         name = upload_name(image, "upload")
@@ -420,10 +488,14 @@ def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -
             raise ServiceError(413, str(exc)) from exc
         return Sent(sent=True, message_id=mid, only_for_you=only_for_you, score=check["score"])
 
-    @app.post("/demo/api/forward", max_body_size=limit, responses={**UNAUTHORISED, **BLOCKED_DOC,
-                                              404: error_doc("No such message for this account.")})
-    async def forward(account: Session, recipient: Annotated[str, Form()],
-                      message_id: Annotated[int, Form(ge=1, le=MAX_ID)]) -> Sent:
+    @app.post(
+        "/demo/api/forward",
+        max_body_size=limit,
+        responses={**UNAUTHORISED, **BLOCKED_DOC, 404: error_doc("No such message for this account.")},
+    )
+    async def forward(
+        account: Session, recipient: Annotated[str, Form()], message_id: Annotated[int, Form(ge=1, le=MAX_ID)]
+    ) -> Sent:
         """Forward a message this account sent or received; stamped pictures are blocked."""
         _account(recipient)
         msg = await store.run(store.message_for, message_id, account)

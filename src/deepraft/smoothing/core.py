@@ -15,8 +15,8 @@ The noise and the radius live in the space the scanner reads: the working copy, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -63,8 +63,9 @@ class Smooth:
         self.threshold = float(threshold)
 
     @torch.no_grad()
-    def counts(self, x: torch.Tensor, num: int, batch_size: int = 256,
-               generator: torch.Generator | None = None) -> np.ndarray:
+    def counts(
+        self, x: torch.Tensor, num: int, batch_size: int = 256, generator: torch.Generator | None = None
+    ) -> np.ndarray:
         """How often the base classifier says (clean, stamped) under ``num`` noise draws of
         the single input ``x`` (C,H,W)."""
         out = np.zeros(2, dtype=np.int64)
@@ -78,8 +79,14 @@ class Smooth:
             remaining -= b
         return out
 
-    def predict(self, x: torch.Tensor, n: int = 1000, alpha: float = 0.001, batch_size: int = 256,
-                generator: torch.Generator | None = None) -> int:
+    def predict(
+        self,
+        x: torch.Tensor,
+        n: int = 1000,
+        alpha: float = 0.001,
+        batch_size: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> int:
         """Cohen's PREDICT: the top class if a two-sided binomial test rejects a tie at level
         ``alpha``, otherwise ABSTAIN."""
         c = self.counts(x, n, batch_size, generator)
@@ -88,8 +95,15 @@ class Smooth:
             return ABSTAIN
         return top
 
-    def certify(self, x: torch.Tensor, n0: int = 100, n: int = 10_000, alpha: float = 0.001,
-                batch_size: int = 256, generator: torch.Generator | None = None) -> Certificate:
+    def certify(
+        self,
+        x: torch.Tensor,
+        n0: int = 100,
+        n: int = 10_000,
+        alpha: float = 0.001,
+        batch_size: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Certificate:
         """Cohen's CERTIFY: guess the class from ``n0`` draws, bound its probability from
         ``n`` fresh draws, and return the certified L2 radius (or ABSTAIN)."""
         c0 = self.counts(x, n0, batch_size, generator)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..imageio import atomic_write_bytes
 from .core import Smooth, certified_accuracy
+
+if TYPE_CHECKING:
+    from ..api import Stamper
 
 
 @dataclass
@@ -28,15 +32,20 @@ class CertifySettings:
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> "CertifySettings":
+    def quick(cls) -> CertifySettings:
         return cls(n0=50, n=500, max_photos=6)
 
 
 RADII = np.round(np.arange(0.0, 2.01, 0.05), 3)
 
 
-def run_certify(stamper, files: Sequence[Path], out_dir: Path, settings: CertifySettings,
-                progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+def run_certify(
+    stamper: Stamper,
+    files: Sequence[Path],
+    out_dir: Path,
+    settings: CertifySettings,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma = settings.sigma or stamper.card.model.smoothing_std or 0.25
@@ -54,8 +63,17 @@ def run_certify(stamper, files: Sequence[Path], out_dir: Path, settings: Certify
                 c = smooth.certify(x, settings.n0, settings.n, settings.alpha, settings.batch_size, g)
             certs.append(c)
             labels.append(label)
-            rows.append({"photo": f.name, "label": label, "prediction": c.prediction, "radius": c.radius,
-                         "p_lower": c.p_lower, "counts": list(c.counts), "correct": c.prediction == label})
+            rows.append(
+                {
+                    "photo": f.name,
+                    "label": label,
+                    "prediction": c.prediction,
+                    "radius": c.radius,
+                    "p_lower": c.p_lower,
+                    "counts": list(c.counts),
+                    "correct": c.prediction == label,
+                }
+            )
     if not rows:
         raise ValueError("certify: no readable photos")
     stamped_idx = [i for i, y in enumerate(labels) if y == 1]
@@ -65,11 +83,19 @@ def run_certify(stamper, files: Sequence[Path], out_dir: Path, settings: Certify
         "stamped": certified_accuracy([certs[i] for i in stamped_idx], [1] * len(stamped_idx), RADII).tolist(),
         "clean": certified_accuracy([certs[i] for i in clean_idx], [0] * len(clean_idx), RADII).tolist(),
     }
-    summary = {"model": stamper.card.name, "sigma": sigma, "base_threshold": thr, "settings": asdict(settings),
-               "n_photos": len(stamped_idx), "abstain_rate": float(np.mean([c.abstained for c in certs])),
-               "curve": curve, "samples": rows, "failed": failed,
-               "space": f"L2 radius in the scanner's input: the {stamper.work_size}x{stamper.work_size} working copy, "
-                        "values in [0, 1]"}
+    summary = {
+        "model": stamper.card.name,
+        "sigma": sigma,
+        "base_threshold": thr,
+        "settings": asdict(settings),
+        "n_photos": len(stamped_idx),
+        "abstain_rate": float(np.mean([c.abstained for c in certs])),
+        "curve": curve,
+        "samples": rows,
+        "failed": failed,
+        "space": f"L2 radius in the scanner's input: the {stamper.work_size}x{stamper.work_size} working copy, "
+        "values in [0, 1]",
+    }
     atomic_write_bytes(out_dir / "certify.json", (json.dumps(summary, indent=2) + "\n").encode())
     plot_certified(out_dir, summary)
     return summary
@@ -80,6 +106,11 @@ def plot_certified(out_dir: Path, summary: dict) -> Path:
 
     c = summary["curve"]
     curves = {"stamped": (c["radius"], c["stamped"]), "clean": (c["radius"], c["clean"])}
-    return line_plot(Path(out_dir) / "certified_accuracy.png", curves, "L2 radius (working copy, [0,1] scale)",
-                     "certified accuracy", f"certified accuracy, sigma {summary['sigma']:g}, n {summary['settings']['n']}",
-                     step=True)
+    return line_plot(
+        Path(out_dir) / "certified_accuracy.png",
+        curves,
+        "L2 radius (working copy, [0,1] scale)",
+        "certified accuracy",
+        f"certified accuracy, sigma {summary['sigma']:g}, n {summary['settings']['n']}",
+        step=True,
+    )

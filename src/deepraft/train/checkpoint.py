@@ -39,13 +39,23 @@ from ..weights_io import (  # re-exported: these lived here first
     save_weights,
 )
 
-__all__ = ["checkpoint_dirs", "latest_checkpoint", "load_checkpoint", "load_weights", "read_model_config",
-           "read_train_state", "rng_state", "save_checkpoint", "save_weights", "set_rng_state"]
+__all__ = [
+    "checkpoint_dirs",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "read_model_config",
+    "read_train_state",
+    "rng_state",
+    "save_checkpoint",
+    "save_weights",
+    "set_rng_state",
+]
 
 
 def _numpy_state_out() -> tuple[Any, ...]:
     """NumPy's legacy RNG state with its key array as an int64 tensor (loadable with weights_only)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached))
 
 
@@ -70,8 +80,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: ModelConfig,
-                    optimizer: torch.optim.Optimizer, wall_time_s: float, keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    optimizer: torch.optim.Optimizer,
+    wall_time_s: float,
+    keep: int = 2,
+) -> Path:
     """Write ``RUN/checkpoints/step_N`` atomically (temporary folder + rename), then prune."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -79,8 +96,10 @@ def save_checkpoint(run_dir: Path, step: int, model: nn.Module, model_cfg: Model
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         save_weights(model, tmp / WEIGHTS_NAME, model_cfg, {"step": str(step)})
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                    "wall_time_s": wall_time_s}, tmp / STATE_NAME)
+        torch.save(
+            {"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(), "wall_time_s": wall_time_s},
+            tmp / STATE_NAME,
+        )
         if final.exists():
             shutil.rmtree(final)
         os.chmod(tmp, 0o777 & ~process_umask())

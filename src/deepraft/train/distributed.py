@@ -40,8 +40,7 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     if world <= 1:
         info = DistInfo()
         return info, resolve_device(device_name, info)
-    info = DistInfo(rank=int(os.environ["RANK"]), world_size=world,
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(rank=int(os.environ["RANK"]), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     device = resolve_device(device_name, info)
     if device.type == "cuda":
         torch.cuda.set_device(device)
