@@ -130,8 +130,13 @@ def train_step(
         group["lr"] = learning_rate(step, cfg)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     with amp:
-        stamped, logits = model(x, attack=lambda b: attack.apply(b, record), generator=noise_g, negatives=negatives,
-                                boost=stamp_boost(step, cfg))
+        stamped, logits = model(
+            x,
+            attack=lambda b: attack.apply(b, record),
+            generator=noise_g,
+            negatives=negatives,
+            boost=stamp_boost(step, cfg),
+        )
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
