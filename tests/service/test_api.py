@@ -3,7 +3,6 @@ import struct
 import zlib
 
 import httpx
-import numpy as np
 from PIL import Image
 
 from tests.conftest import EXAMPLES
@@ -126,8 +125,9 @@ def test_bad_requests_get_one_error_shape_and_server_keeps_serving(server):
     assert "no such path" in assert_error_shape(httpx.get(f"{server.url}/v1/nothing"), 404)["error"]
     assert_error_shape(httpx.get(f"{server.url}/v1/scan"), 405)
     assert httpx.get(f"{server.url}/healthz").status_code == 200
-    arr = np.asarray(Image.open(PHOTO))
-    assert _post(server, "/v1/scan", jpeg).json()["protected"] is False and arr.size > 0
+    # and after all that, the same clean photo still scans as before: not stamped, score under the threshold
+    answer = _post(server, "/v1/scan", jpeg).json()
+    assert answer["protected"] is False and answer["score"] < answer["threshold"]
 
 
 def test_pixel_limit_message_is_ours(server):
