@@ -92,8 +92,8 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual:
     from deepraft.data import sample_seed
     from deepraft.eval.distortions import conditions
     from deepraft.eval.metrics import rate_above, roc_auc, tpr_at_fpr
-    from deepraft.eval.quick import psnr_uint8
     from deepraft.eval.runner import view_variant
+    from deepraft.measures import psnr_uint8
 
     conds = conditions(grid)
     originals = [Image.open(p).convert("RGB") for p in photos]
