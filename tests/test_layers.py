@@ -7,7 +7,7 @@
     train, calibrate, card, api, onnx_export        (1: the model in use and in training)
        |
     config, fileio, measures, imageio, weights_io,  (0: pure core)
-    plotting, models, augment, data
+    plotting, edits, models, augment, data
 
 Every import of a deepraft module (at the top of a file, inside a function, or for type
 checking only) goes to the same layer or one below, and the modules import each other in no
@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
         "deepraft.imageio",
         "deepraft.weights_io",
         "deepraft.plotting",
+        "deepraft.edits",
         "deepraft.models",
         "deepraft.augment",
         "deepraft.data",

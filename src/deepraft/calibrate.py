@@ -4,6 +4,7 @@ A platform scans every upload, nearly all of them clean, so the number that matt
 often a clean picture is wrongly blocked. The threshold for FPR ``f`` is read off the scores
 of clean held-out photos and of benign edits of them (re-compression, resizing, crops, colour
 tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of them score above it.
+The benign edits are the upload subset of the edit registry (:mod:`deepraft.edits`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance
+from PIL import Image
 
-from .imageio import reencode
+from .edits import EDITS, UPLOAD_KINDS, sample_upload_codec
 
 DEFAULT_FPRS = (1e-1, 1e-2, 1e-3)
 
@@ -58,71 +59,18 @@ def fpr_resolution(n_negatives: int) -> float:
     return 1.0 / max(1, n_negatives)
 
 
-def _crop(img: Image.Image, area: float, rng: np.random.Generator) -> Image.Image:
-    w, h = img.size
-    cw, ch = max(16, int(w * math.sqrt(area))), max(16, int(h * math.sqrt(area)))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    return img.crop((x0, y0, x0 + cw, y0 + ch))
-
-
-def _resize(img: Image.Image, scale: float) -> Image.Image:
-    w, h = img.size
-    return img.resize((max(16, round(w * scale)), max(16, round(h * scale))), Image.Resampling.BICUBIC)
-
-
-def _pad(img: Image.Image, fraction: float, rng: np.random.Generator) -> Image.Image:
-    """A border adding ``fraction`` of each side in total, in black, white or a random grey."""
-    w, h = img.size
-    colour = [(0, 0, 0), (255, 255, 255), (int(rng.integers(256)),) * 3][int(rng.integers(3))]
-    pw, ph = round(w * fraction), round(h * fraction)
-    canvas = Image.new("RGB", (w + pw, h + ph), colour)
-    canvas.paste(img, (int(rng.integers(0, pw + 1)), int(rng.integers(0, ph + 1))))
-    return canvas
-
-
 def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """One random everyday edit (or chain of edits) of a clean RGB photo."""
+    """One random everyday edit (or chain of two) of a clean RGB photo, then an encoder: one or
+    two kinds of :data:`deepraft.edits.UPLOAD_KINDS` (crop, resize, colour, mirror, turn, border,
+    slight rotation, caption bar, none), each drawing its step, then
+    :func:`deepraft.edits.sample_upload_codec` (JPEG, WebP or none)."""
     out = img
-    kinds = rng.choice(
-        ["crop", "resize", "color", "flip", "turn", "pad", "rotate", "caption", "none"],
-        size=int(rng.integers(1, 3)),
-        replace=False,
-    )
+    kinds = rng.choice(list(UPLOAD_KINDS), size=int(rng.integers(1, 3)), replace=False)
     for kind in kinds:
-        if kind == "crop":
-            out = _crop(out, float(rng.uniform(0.3, 0.95)), rng)
-        elif kind == "resize":
-            out = _resize(out, float(rng.uniform(0.3, 1.2)))
-        elif kind == "color":  # factors log-uniform in [1/2, 2]: dark, washed-out, punchy edits
-            out = ImageEnhance.Brightness(out).enhance(float(2.0 ** rng.uniform(-1, 1)))
-            out = ImageEnhance.Contrast(out).enhance(float(2.0 ** rng.uniform(-1, 1)))
-            out = ImageEnhance.Color(out).enhance(float(rng.uniform(0.0, 2.0)))
-        elif kind == "flip":
-            out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        elif kind == "turn":  # a quarter, half or three-quarter turn, or an upside-down mirror
-            out = out.transpose(
-                [
-                    Image.Transpose.ROTATE_90,
-                    Image.Transpose.ROTATE_180,
-                    Image.Transpose.ROTATE_270,
-                    Image.Transpose.FLIP_TOP_BOTTOM,
-                ][int(rng.integers(4))]
-            )
-        elif kind == "pad":  # letterbox / frame: 5-30 % of the side in a flat colour
-            out = _pad(out, float(rng.uniform(0.05, 0.3)), rng)
-        elif kind == "rotate":  # a slight turn, black corners kept
-            out = out.rotate(float(rng.uniform(-30, 30)), resample=Image.Resampling.BICUBIC)
-        elif kind == "caption":  # a bar of flat colour over 5-20 % of the height
-            out = out.copy()
-            bar = max(1, int(out.size[1] * rng.uniform(0.05, 0.2)))
-            top = 0 if rng.random() < 0.5 else out.size[1] - bar
-            out.paste(tuple(int(v) for v in rng.integers(0, 256, 3)), (0, top, out.size[0], top + bar))
-    codec = rng.choice(["jpeg", "jpeg", "webp", "none"])
-    if codec == "jpeg":
-        out = reencode(out, "JPEG", quality=int(rng.integers(30, 96))).convert("RGB")
-    elif codec == "webp":
-        out = reencode(out, "WEBP", quality=int(rng.integers(40, 96))).convert("RGB")
-    return out
+        name, strength = UPLOAD_KINDS[str(kind)].sample(rng)
+        out = EDITS[name](out, strength, rng)
+    name, strength = sample_upload_codec(rng)
+    return EDITS[name](out, strength, rng)
 
 
 def clean_variants(img: Image.Image, count: int, seed: int) -> Iterable[Image.Image]:

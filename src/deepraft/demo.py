@@ -1,7 +1,8 @@
 """``deepraft demo``: the platform flow on a folder of photos, as one table.
 
 Each photo is stamped ("sent only for you"), then "forwarded" the ways people do: saved and
-re-compressed as JPEG, cropped, resized. The originals, the stamped copies and the forwarded
+re-compressed as JPEG, cropped, resized (:data:`deepraft.edits.FORWARDS`: steps of the benign-edit
+registry). The originals, the stamped copies and the forwarded
 copies are all scanned; a platform would block every row marked STAMPED.
 """
 
@@ -11,16 +12,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 from rich.table import Table
 
 from .data import find_images
+from .edits import EDITS, FORWARDS
 from .imageio import (
     Picture,
     atomic_write_bytes,
     encode_image,
     picture_from_pil,
-    reencode,
 )
 from .measures import psnr_uint8
 
@@ -28,25 +30,9 @@ if TYPE_CHECKING:
     from .api import Stamper
 
 
-def forward_jpeg(img: Image.Image) -> Image.Image:
-    return reencode(img, "JPEG", quality=75)
-
-
-def forward_crop(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    return reencode(img.crop((w // 10, h // 10, w - w // 10, h - h // 10)), "JPEG", quality=85)
-
-
-def forward_resize(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    return reencode(img.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BICUBIC), "JPEG", quality=85)
-
-
-FORWARDS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "JPEG75": forward_jpeg,
-    "crop64%": forward_crop,
-    "half-size": forward_resize,
-}
+def forward(img: Image.Image, label: str) -> Image.Image:
+    """The stamped picture forwarded the way ``label`` (a key of :data:`FORWARDS`) says."""
+    return EDITS["chain"](img, FORWARDS[label], np.random.default_rng(0))
 
 
 def run_demo(
@@ -74,8 +60,8 @@ def run_demo(
         stem = f.stem
         atomic_write_bytes(out / "stamped" / f"{stem}.png", encode_image(stamped, "PNG"))
         versions: list[Picture] = [pic, stamped]
-        for label, fn in FORWARDS.items():
-            fwd = fn(Image.fromarray(stamped.rgb))
+        for label in FORWARDS:
+            fwd = forward(Image.fromarray(stamped.rgb), label)
             slug = label.split()[0].lower()
             atomic_write_bytes(out / "forwarded" / f"{stem}.{slug}.jpg", encode_image(picture_from_pil(fwd), "JPEG"))
             versions.append(picture_from_pil(fwd))

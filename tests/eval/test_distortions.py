@@ -1,4 +1,5 @@
-"""The evaluation's edit grid: each edit does what its name says, on small synthetic images."""
+"""The benign edits (``deepraft.edits``) and the evaluation grid over them: each edit does what its
+name says, on small synthetic images."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from deepraft.eval import distortions as D
+from deepraft import edits as D
 from deepraft.eval.distortions import (
     EDITS,
     GRID,
@@ -46,8 +47,19 @@ def find_exact(canvas: np.ndarray, patch: np.ndarray, tol: float = 0.0) -> list[
     return list(zip(xs.tolist(), ys.tolist()))
 
 
+NOT_IN_GRID: dict[str, object] = {
+    "tilt": -12.5,
+    "crop_uniform": 0.5,
+    "center_crop": 0.1,
+    "color": (1.3, 0.7, 1.5),
+    "border": 0.2,
+    "caption_bar": 0.1,
+}
+"""A strength for each edit that calibration or the demo use but the grid does not."""
+
+
 def first_strengths() -> dict[str, object]:
-    out: dict[str, object] = {}
+    out: dict[str, object] = dict(NOT_IN_GRID)
     for name, strengths in GRID:
         out.setdefault(name, strengths[0])
     return out
@@ -56,8 +68,14 @@ def first_strengths() -> dict[str, object]:
 # -- the registry ----------------------------------------------------------------------------
 
 
-def test_every_edit_is_in_the_grid():
-    assert set(EDITS) == {name for name, _ in GRID}
+def test_every_edit_is_in_the_grid_or_serves_calibration_or_the_demo():
+    from deepraft.edits import FORWARDS, UPLOAD_KINDS
+
+    others = {e for kind in UPLOAD_KINDS.values() for e in kind.edits} | {e for c in FORWARDS.values() for e, _ in c}
+    in_grid = {name for name, _ in GRID}
+    assert in_grid <= set(EDITS)
+    assert set(EDITS) - in_grid == set(NOT_IN_GRID)
+    assert set(EDITS) - in_grid <= others
 
 
 @pytest.mark.parametrize("name", sorted(EDITS))
@@ -77,8 +95,23 @@ def test_every_condition_is_deterministic_for_a_seed(cond):
     assert np.array_equal(arr(a), arr(b))
 
 
-@pytest.mark.parametrize("name", ["crop", "rotate_corners", "pad", "collage", "stickers", "caption", "recapture",
-                                  "stretch", "perspective"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "crop",
+        "rotate_corners",
+        "pad",
+        "collage",
+        "stickers",
+        "caption",
+        "recapture",
+        "stretch",
+        "perspective",
+        "crop_uniform",
+        "border",
+        "caption_bar",
+    ],
+)
 def test_random_edits_vary_with_the_seed(name):
     img = noise_image(64, 48, seed=2)
     outs = {arr(EDITS[name](img, first_strengths()[name], np.random.default_rng(s))).tobytes() for s in range(6)}
@@ -202,7 +235,7 @@ def test_pad_adds_the_stated_border_and_keeps_the_picture(fraction):
     for seed in range(30):
         out = arr(D.pad(img, fraction, np.random.default_rng(seed)))
         h, w = out.shape[:2]
-        (x0, y0), = find_exact(out, a)
+        ((x0, y0),) = find_exact(out, a)
         padded = (w != 60, h != 40)
         assert any(padded)
         modes.add(padded)

@@ -1,466 +1,55 @@
-"""The evaluation's attack grid: everyday edits applied to full-resolution photos.
-
-The grid is data: a list of (attack name, strengths). Each attack is a function
-``(image, strength, rng) -> image`` on 8-bit RGB PIL images at full resolution; random parts
-(crop position, rotation sign, corner moves, noise) come from ``rng`` so the same seed gives the
-same edit for the stamped and the clean copy of a photo.
+"""The evaluation's edit grid (evaluation edits, one of the three meanings of "attack"): which
+benign edits of :mod:`deepraft.edits`, at which strengths, the evaluation applies to
+full-resolution photos. The grid is data: a list of (edit name, strengths).
 
 Besides the everyday edits of a re-upload (compression, resizing, colour) the grid holds what
 a forwarder does to get a picture through a filter: mirrors, quarter turns, tilts with or
 without their black corners, crops anywhere in the frame, stretches, letterbox borders, a
 collage into an unrelated picture, stickers and captions, a camera recapture, and chains of
 two of these (a ``chain`` edit whose strength is a :class:`Chain` of (edit, strength) steps).
+
+The edits themselves live in :mod:`deepraft.edits` (re-exported here, where they lived first);
+training's differentiable augmentations are :mod:`deepraft.augment`, adversarial attacks
+:mod:`deepraft.attacks`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
-
-from ..augment import functional as AF
-from ..imageio import reencode
-
-Edit = Callable[[Image.Image, object, np.random.Generator], Image.Image]
-
-
-def _tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-
-
-def _image(t: torch.Tensor) -> Image.Image:
-    arr = (t[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-    return Image.fromarray(arr)
-
-
-def none(img, s, rng):
-    return img
-
-
-def jpeg(img, q, rng):
-    return reencode(img, "JPEG", quality=int(q)).convert("RGB")
-
-
-def webp(img, q, rng):
-    return reencode(img, "WEBP", quality=int(q)).convert("RGB")
-
-
-def resize(img, scale, rng):
-    w, h = img.size
-    return img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.BICUBIC)
-
-
-def _offset(rng: np.random.Generator, room: int) -> int:
-    """A random offset in [0, room]: flush with either edge 1/6 of the time each, uniform
-    between, so crops and pastes reach the corners and edges of the frame, not only its middle."""
-    return round(float(np.clip(rng.uniform(-0.25, 1.25), 0.0, 1.0)) * max(0, room))
-
-
-def crop(img, area, rng):
-    """Keep ``area`` of the picture (same aspect ratio), anywhere in the frame (corners and
-    edges included: see :func:`_offset`)."""
-    w, h = img.size
-    cw, ch = min(w, max(8, round(w * math.sqrt(area)))), min(h, max(8, round(h * math.sqrt(area))))
-    x0, y0 = _offset(rng, w - cw), _offset(rng, h - ch)
-    return img.crop((x0, y0, x0 + cw, y0 + ch))
-
-
-def _inscribed(w: int, h: int, angle: float) -> tuple[int, int]:
-    """Largest centred rectangle with the picture's aspect ratio inside a w x h picture
-    rotated by ``angle`` radians."""
-    c, s = abs(math.cos(angle)), abs(math.sin(angle))
-    k = min(w / (w * c + h * s), h / (w * s + h * c))
-    return max(8, int(w * k)), max(8, int(h * k))
-
-
-def rotate(img, degrees, rng):
-    """Rotate by +-``degrees`` (random sign) and crop to the largest rectangle of the same
-    aspect ratio without borders, as a photo editor's 'straighten' does."""
-    angle = float(degrees) * (1 if rng.random() < 0.5 else -1)
-    rot = img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=False)
-    w, h = img.size
-    cw, ch = _inscribed(w, h, math.radians(angle))
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
-    return rot.crop((x0, y0, x0 + cw, y0 + ch))
-
-
-def perspective(img, amount, rng):
-    """Move each corner by up to ``amount`` of the side (random directions); borders reflect."""
-    offsets = torch.from_numpy(rng.uniform(-amount, amount, size=(1, 4, 2)).astype(np.float32))
-    return _image(AF.perspective(_tensor(img), offsets))
-
-
-def gaussian_blur(img, sigma, rng):
-    return img.filter(ImageFilter.GaussianBlur(radius=float(sigma)))
-
-
-def defocus(img, radius, rng):
-    return _image(AF.defocus(_tensor(img), torch.tensor([float(radius)])))
-
-
-def noise(img, sigma, rng):
-    arr = np.asarray(img, dtype=np.float32) + rng.normal(0.0, float(sigma) * 255.0, size=(img.size[1], img.size[0], 3))
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
-
-
-def brightness(img, f, rng):
-    return ImageEnhance.Brightness(img).enhance(float(f))
-
-
-def contrast(img, f, rng):
-    return ImageEnhance.Contrast(img).enhance(float(f))
-
-
-def saturation(img, f, rng):
-    return ImageEnhance.Color(img).enhance(float(f))
-
-
-def hue(img, shift, rng):
-    """Shift the hue by ``shift`` turns (torchvision's convention)."""
-    hsv = np.asarray(img.convert("HSV")).copy()
-    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + round(float(shift) * 256)) % 256).astype(np.uint8)
-    return Image.fromarray(hsv, "HSV").convert("RGB")
-
-
-def grayscale(img, s, rng):
-    return img.convert("L").convert("RGB")
-
-
-def hflip(img, s, rng):
-    return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-
-
-def screenshot(img, s, rng):
-    """A screenshot of the picture shown on a screen: downscaled to fit a phone screen,
-    cropped by the app's chrome, saved as PNG, then re-uploaded as JPEG 85."""
-    w, h = img.size
-    scale = min(1.0, 720.0 / max(w, h))
-    small = img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.BILINEAR)
-    cut = crop(small, 0.85, rng)
-    return jpeg(reencode(cut, "PNG").convert("RGB"), 85, rng)
-
-
-def combined(img, s, rng):
-    """Crop to 70 % of the area, brighten by 1.2, JPEG quality 70."""
-    return jpeg(brightness(crop(img, 0.7, rng), 1.2, rng), 70, rng)
-
-
-# -- what a forwarder does to get a picture through ---------------------------------------------
-
-
-def vflip(img, s, rng):
-    return img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-
-
-def rot90(img, s, rng):
-    """A quarter turn counter-clockwise."""
-    return img.transpose(Image.Transpose.ROTATE_90)
-
-
-def rot180(img, s, rng):
-    return img.transpose(Image.Transpose.ROTATE_180)
-
-
-def rot270(img, s, rng):
-    """A three-quarter turn counter-clockwise (a quarter turn clockwise)."""
-    return img.transpose(Image.Transpose.ROTATE_270)
-
-
-def _tilt(degrees: float, rng: np.random.Generator) -> float:
-    """A random sign and an angle within +-20 % of ``degrees``."""
-    return float(degrees) * float(rng.uniform(0.8, 1.2)) * (1 if rng.random() < 0.5 else -1)
-
-
-def rotate_corners(img, degrees, rng):
-    """Rotate by about +-``degrees`` inside the same frame: the corners cut off, black wedges
-    in their place (no crop)."""
-    return img.rotate(_tilt(degrees, rng), resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
-
-
-def rotate_expand(img, degrees, rng):
-    """Rotate by about +-``degrees`` onto a canvas large enough for the whole picture, black
-    around it."""
-    return img.rotate(_tilt(degrees, rng), resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0))
-
-
-def stretch(img, amount, rng):
-    """Scale one axis (random) by 1 +- ``amount`` (random sign): the aspect ratio changes."""
-    w, h = img.size
-    f = 1.0 + float(amount) * (1 if rng.random() < 0.5 else -1)
-    if rng.random() < 0.5:
-        return img.resize((max(8, round(w * f)), h), Image.Resampling.BICUBIC)
-    return img.resize((w, max(8, round(h * f))), Image.Resampling.BICUBIC)
-
-
-def _blurred_fill(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The picture stretched over ``size`` and blurred beyond recognition (the 'blurred
-    background' of story and video apps)."""
-    small = img.copy()
-    small.thumbnail((64, 64), Image.Resampling.BILINEAR)
-    return small.filter(ImageFilter.GaussianBlur(radius=4)).resize(size, Image.Resampling.BICUBIC)
-
-
-PAD_FILLS = ("black", "white", "blur")
-
-
-def pad_geometry(w: int, h: int, fraction: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """Canvas size and paste offset for :func:`pad`: the borders take ``fraction`` of the
-    canvas side along the padded axes: top and bottom (letterbox), left and right (pillarbox) or
-    all four (frame), split unevenly between the two sides of an axis."""
-    mode = int(rng.integers(0, 3))
-    cw = round(w / (1 - fraction)) if mode in (1, 2) else w
-    ch = round(h / (1 - fraction)) if mode in (0, 2) else h
-    x0 = round((cw - w) * float(rng.uniform(0.25, 0.75)))
-    y0 = round((ch - h) * float(rng.uniform(0.25, 0.75)))
-    return cw, ch, x0, y0
-
-
-def pad(img, fraction, rng):
-    """Letterbox the picture: borders of black, white or a blurred copy of the picture (drawn
-    from ``rng``) making up ``fraction`` of the side (see :func:`pad_geometry`)."""
-    w, h = img.size
-    cw, ch, x0, y0 = pad_geometry(w, h, float(fraction), rng)
-    fill = PAD_FILLS[int(rng.integers(0, len(PAD_FILLS)))]
-    canvas = _blurred_fill(img, (cw, ch)) if fill == "blur" else Image.new("RGB", (cw, ch), fill)
-    canvas.paste(img.convert("RGB"), (x0, y0))
-    return canvas
-
-
-def pink_noise(h: int, w: int, rng: np.random.Generator, exponent: float = 2.0) -> np.ndarray:
-    """Gaussian noise with a 1/f**``exponent`` power spectrum (natural images: about 2),
-    zero mean, unit standard deviation, shape (h, w)."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
-    f[0, 0] = 1.0
-    spectrum = (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)) / f ** (exponent / 2)
-    spectrum[0, 0] = 0.0
-    out = np.fft.irfft2(spectrum, s=(h, w))
-    return out / (out.std() + 1e-12)
-
-
-def natural_background(w: int, h: int, rng: np.random.Generator) -> Image.Image:
-    """A picture unrelated to any photo, with the statistics of one: a colour gradient, 1/f
-    texture and a few soft-edged shapes, made at low resolution from ``rng`` and enlarged to
-    ``w`` x ``h`` with a little grain."""
-    k = min(1.0, 256.0 / max(w, h))
-    sw, sh = max(8, round(w * k)), max(8, round(h * k))
-    yy, xx = np.mgrid[0:sh, 0:sw] / max(sw, sh)
-    theta = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(theta) * xx + np.sin(theta) * yy)[..., None]
-    t = (t - t.min()) / (np.ptp(t) + 1e-12)
-    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    arr = c0 * (1 - t) + c1 * t
-    texture = np.stack([pink_noise(sh, sw, rng, float(rng.uniform(1.8, 2.4))) for _ in range(3)], -1)
-    mix = rng.uniform(0.3, 1.0, 3) * rng.uniform(15, 40)
-    arr = arr + texture.mean(-1, keepdims=True) * mix.mean() + texture * mix * 0.4
-    base = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-    shapes = Image.new("RGB", (sw, sh))
-    mask = Image.new("L", (sw, sh), 0)
-    d, dm = ImageDraw.Draw(shapes), ImageDraw.Draw(mask)
-    for _ in range(int(rng.integers(3, 9))):
-        cx, cy = rng.uniform(0, sw), rng.uniform(0, sh)
-        rx, ry = rng.uniform(0.05, 0.3) * sw, rng.uniform(0.05, 0.3) * sh
-        box = [cx - rx, cy - ry, cx + rx, cy + ry]
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        if rng.random() < 0.5:
-            d.ellipse(box, fill=colour)
-            dm.ellipse(box, fill=255)
-        else:
-            pts = [(cx + rx * np.cos(a), cy + ry * np.sin(a))
-                   for a in np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 7))))]
-            d.polygon(pts, fill=colour)
-            dm.polygon(pts, fill=255)
-    mask = mask.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.5, 2.0))))
-    base = Image.composite(shapes, base, mask).resize((w, h), Image.Resampling.BICUBIC)
-    grain = rng.normal(0.0, 2.0, size=(h, w, 1)).astype(np.float32)
-    return Image.fromarray(np.clip(np.asarray(base, dtype=np.float32) + grain, 0, 255).astype(np.uint8))
-
-
-def collage_geometry(w: int, h: int, scale: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """Size and offset of the picture pasted by :func:`collage` on a ``w`` x ``h`` canvas."""
-    pw, ph = max(8, round(w * scale)), max(8, round(h * scale))
-    return pw, ph, _offset(rng, w - pw), _offset(rng, h - ph)
-
-
-def collage(img, scale, rng):
-    """The picture shrunk to ``scale`` of each side of the canvas (a canvas the size of the
-    picture) and pasted anywhere into an unrelated picture (:func:`natural_background`)."""
-    w, h = img.size
-    pw, ph, x0, y0 = collage_geometry(w, h, float(scale), rng)
-    canvas = natural_background(w, h, rng)
-    canvas.paste(img.convert("RGB").resize((pw, ph), Image.Resampling.BICUBIC), (x0, y0))
-    return canvas
-
-
-def _emoji(d: ImageDraw.ImageDraw, box: list[float], colour: tuple[int, int, int], rng: np.random.Generator) -> None:
-    """An emoji-like face: a disc with two eyes and a mouth."""
-    x0, y0, x1, _ = box
-    r = (x1 - x0) / 2
-    cx, cy = x0 + r, y0 + r
-    d.ellipse(box, fill=colour)
-    ink = (30, 30, 30)
-    for sx in (-1, 1):
-        d.ellipse([cx + sx * 0.35 * r - 0.12 * r, cy - 0.3 * r - 0.15 * r,
-                   cx + sx * 0.35 * r + 0.12 * r, cy - 0.3 * r + 0.15 * r], fill=ink)
-    smile = rng.random() < 0.7
-    d.arc([cx - 0.55 * r, cy - 0.3 * r if smile else cy + 0.15 * r, cx + 0.55 * r, cy + 0.55 * r if smile else cy + 0.9 * r],
-          start=20 if smile else 200, end=160 if smile else 340, fill=ink, width=max(1, round(0.08 * r)))
-
-
-STICKER_COLOURS = ((255, 204, 77), (244, 67, 54), (76, 175, 80), (33, 150, 243), (255, 255, 255), (156, 39, 176))
-
-
-def stickers(img, area, rng):
-    """Opaque stickers (emoji-like faces, discs, stars, boxes) at random places, sizes and
-    colours, until they cover ``area`` of the picture (+ less than one percent)."""
-    out = img.convert("RGB").copy()
-    w, h = out.size
-    mask = Image.new("L", (w, h), 0)
-    d, dm = ImageDraw.Draw(out), ImageDraw.Draw(mask)
-    target = float(area) * w * h
-    covered = 0
-    for _ in range(500):
-        if covered >= target:
-            break
-        a = min(float(rng.uniform(0.01, 0.05)) * w * h, target - covered + 0.005 * w * h)
-        r = max(2.0, math.sqrt(a / math.pi))
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        box = [cx - r, cy - r, cx + r, cy + r]
-        colour = STICKER_COLOURS[int(rng.integers(0, len(STICKER_COLOURS)))]
-        kind = int(rng.integers(0, 4))
-        if kind == 0:
-            _emoji(d, box, colour, rng)
-            dm.ellipse(box, fill=255)
-        elif kind == 1:
-            d.ellipse(box, fill=colour)
-            dm.ellipse(box, fill=255)
-        elif kind == 2:
-            n = int(rng.integers(5, 8))
-            rot = rng.uniform(0, 2 * np.pi)
-            pts = [(cx + r * (1.0 if i % 2 == 0 else 0.5) * math.cos(rot + i * math.pi / n),
-                    cy + r * (1.0 if i % 2 == 0 else 0.5) * math.sin(rot + i * math.pi / n)) for i in range(2 * n)]
-            d.polygon(pts, fill=colour)
-            dm.polygon(pts, fill=255)
-        else:
-            half = r * math.sqrt(math.pi) / 2
-            rect = [cx - half, cy - half, cx + half, cy + half]
-            d.rounded_rectangle(rect, radius=half * 0.3, fill=colour)
-            dm.rounded_rectangle(rect, radius=half * 0.3, fill=255)
-        covered = int(np.count_nonzero(np.asarray(mask)))
-    return out
-
-
-CAPTION_WORDS = ("when", "you", "see", "it", "lol", "me", "every", "monday", "nobody", "look", "at", "this",
-                 "forward", "to", "everyone", "wow", "so", "true", "mood", "again")
-
-
-def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=max(6, px))
-    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def caption(img, area, rng):
-    """A caption bar (white with black text or black with white text) across the top or the
-    bottom, ``area`` of the picture's height, hence of its area."""
-    out = img.convert("RGB").copy()
-    w, h = out.size
-    bh = max(1, round(float(area) * h))
-    top = 0 if rng.random() < 0.5 else h - bh
-    dark = rng.random() < 0.5
-    d = ImageDraw.Draw(out)
-    d.rectangle([0, top, w - 1, top + bh - 1], fill=(0, 0, 0) if dark else (255, 255, 255))
-    words = " ".join(CAPTION_WORDS[int(i)] for i in rng.integers(0, len(CAPTION_WORDS), int(rng.integers(3, 7))))
-    font = _font(round(bh * 0.5))
-    x0, y0, x1, y1 = d.textbbox((0, 0), words.upper(), font=font)
-    d.text((max(0, (w - (x1 - x0)) // 2 - x0), top + max(0, (bh - (y1 - y0)) // 2 - y0)), words.upper(),
-           fill=(255, 255, 255) if dark else (0, 0, 0), font=font)
-    return out
-
-
-def perspective_coeffs(dst: Sequence[tuple[float, float]], src: Sequence[tuple[float, float]]) -> list[float]:
-    """PIL's PERSPECTIVE coefficients mapping output points ``dst`` to input points ``src``
-    (four pairs each)."""
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(dst, src):
-        rows.append([x, y, 1, 0, 0, 0, -x * u, -y * u])
-        rows.append([0, 0, 0, x, y, 1, -x * v, -y * v])
-        rhs += [u, v]
-    return np.linalg.solve(np.array(rows, dtype=np.float64), np.array(rhs, dtype=np.float64)).tolist()
-
-
-def keystone(img: Image.Image, amount: float, rng: np.random.Generator,
-             fill: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
-    """The picture seen at an angle in the same frame: each corner moved inwards by 1 % to
-    1 % + ``amount`` of the side, ``fill`` around it."""
-    w, h = img.size
-    m = rng.uniform(0.01, 0.01 + float(amount), size=(4, 2)) * np.array([w, h])
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
-    inward = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)
-    dst = corners + inward * m
-    coeffs = perspective_coeffs([tuple(p) for p in dst], [tuple(p) for p in corners])
-    return img.convert("RGB").transform((w, h), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC,
-                                        fillcolor=fill)
-
-
-def recapture(img, severity, rng):
-    """A phone photo of the picture on a screen: keystone (corners in by up to 1 % + 8 % x
-    ``severity`` of the side, dark bezel around), lens blur (radius 0.5 x ``severity`` per 512
-    px), exposure gamma (exp(+-0.25 x ``severity``)), sensor noise (sigma (1 + 1.5 x
-    ``severity``)/255), then the phone's JPEG (quality 70-90)."""
-    s = float(severity)
-    w, h = img.size
-    bezel = tuple(int(c) for c in rng.integers(5, 45, 3))
-    out = keystone(img, 0.08 * s, rng, fill=bezel)
-    out = out.filter(ImageFilter.GaussianBlur(radius=0.5 * s * max(1.0, max(w, h) / 512)))
-    gamma = math.exp(float(rng.uniform(-0.25, 0.25)) * s)
-    arr = 255.0 * (np.asarray(out, dtype=np.float32) / 255.0) ** gamma
-    arr += rng.normal(0.0, 1.0 + 1.5 * s, size=arr.shape).astype(np.float32)
-    out = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
-    return jpeg(out, int(rng.integers(70, 91)), rng)
-
-
-class Chain(tuple):
-    """The strength of a ``chain`` edit: (edit, strength) steps applied in order with one
-    ``rng``; prints as ``hflip+pad 0.2`` (labels, CSV)."""
-
-    def __new__(cls, steps):
-        return super().__new__(cls, tuple((str(a), s) for a, s in steps))
-
-    def __str__(self) -> str:
-        return "+".join(a if s is None else f"{a} {s}" for a, s in self)
-
-    def __repr__(self) -> str:
-        return f"Chain({tuple(self)!r})"
-
-    def __reduce__(self):
-        return (Chain, (tuple(self),))
-
-
-def chain(img, steps, rng):
-    """Apply the (edit, strength) ``steps`` one after the other."""
-    for name, strength in steps:
-        img = EDITS[name](img, strength, rng)
-    return img
-
-
-EDITS: dict[str, Edit] = {
-    "none": none, "jpeg": jpeg, "webp": webp, "resize": resize, "crop": crop, "rotate": rotate,
-    "perspective": perspective, "gaussian_blur": gaussian_blur, "defocus": defocus, "noise": noise,
-    "brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue,
-    "grayscale": grayscale, "hflip": hflip, "screenshot": screenshot, "combined": combined,
-    "vflip": vflip, "rot90": rot90, "rot180": rot180, "rot270": rot270, "rotate_corners": rotate_corners,
-    "rotate_expand": rotate_expand, "stretch": stretch, "pad": pad, "collage": collage, "stickers": stickers,
-    "caption": caption, "recapture": recapture, "chain": chain,
-}
-
-GRID: list[tuple[str, list]] = [
+from PIL import Image
+
+from ..edits import (  # re-exported: the edits lived here first
+    EDITS,
+    PAD_FILLS,
+    STICKER_COLOURS,
+    Chain,
+    Edit,
+    caption,
+    chain,
+    collage,
+    collage_geometry,
+    crop,
+    keystone,
+    natural_background,
+    pad,
+    pad_geometry,
+    perspective_coeffs,
+    pink_noise,
+    recapture,
+    rotate,
+    rotate_corners,
+    rotate_expand,
+    stickers,
+    stretch,
+)
+
+EVAL_EDITS = EDITS
+"""The evaluation's edits: the benign-edit registry (an alias that says which "attack" this is)."""
+
+GRID: list[tuple[str, list[Any]]] = [
     ("none", [None]),
     ("jpeg", [90, 70, 50, 30, 10]),
     ("webp", [80, 50]),
@@ -491,25 +80,41 @@ GRID: list[tuple[str, list]] = [
     ("stickers", [0.15]),
     ("caption", [0.15]),
     ("recapture", [1.0]),
-    ("chain", [Chain([("hflip", None), ("pad", 0.2)]),
-               Chain([("rotate_corners", 10), ("crop", 0.5)]),
-               Chain([("collage", 0.5), ("jpeg", 70)]),
-               Chain([("recapture", 1.0), ("hflip", None)]),
-               Chain([("rot90", None), ("jpeg", 70)]),
-               Chain([("stickers", 0.15), ("resize", 0.5)])]),
+    (
+        "chain",
+        [
+            Chain([("hflip", None), ("pad", 0.2)]),
+            Chain([("rotate_corners", 10), ("crop", 0.5)]),
+            Chain([("collage", 0.5), ("jpeg", 70)]),
+            Chain([("recapture", 1.0), ("hflip", None)]),
+            Chain([("rot90", None), ("jpeg", 70)]),
+            Chain([("stickers", 0.15), ("resize", 0.5)]),
+        ],
+    ),
 ]
-"""The full grid (attack, strengths)."""
+"""The full grid (edit, strengths)."""
 
-QUICK_GRID: list[tuple[str, list]] = [
-    ("none", [None]), ("jpeg", [50]), ("resize", [0.5]), ("crop", [0.5]), ("rotate", [10]),
-    ("gaussian_blur", [2]), ("brightness", [1.5]), ("combined", [None]),
-    ("hflip", [None]), ("rot90", [None]), ("pad", [0.2]), ("collage", [0.5]),
+QUICK_GRID: list[tuple[str, list[Any]]] = [
+    ("none", [None]),
+    ("jpeg", [50]),
+    ("resize", [0.5]),
+    ("crop", [0.5]),
+    ("rotate", [10]),
+    ("gaussian_blur", [2]),
+    ("brightness", [1.5]),
+    ("combined", [None]),
+    ("hflip", [None]),
+    ("rot90", [None]),
+    ("pad", [0.2]),
+    ("collage", [0.5]),
 ]
 """A few representative edits for ``--quick``."""
 
 
 @dataclass(frozen=True)
 class Condition:
+    """One cell of the grid: an edit (``attack``, the name the CSV columns keep) at one strength."""
+
     attack: str
     strength: object
 
@@ -521,10 +126,49 @@ class Condition:
         return EDITS[self.attack](img, self.strength, rng)
 
 
-def conditions(grid: list[tuple[str, list]]) -> list[Condition]:
+def conditions(grid: list[tuple[str, list[Any]]]) -> list[Condition]:
+    """Every (edit, strength) of ``grid``; raises on an edit the registry does not know (also
+    inside chains)."""
     unknown = [a for a, _ in grid if a not in EDITS]
-    unknown += [step for a, strengths in grid if a == "chain" for st in strengths for step, _ in st
-                if step not in EDITS or step == "chain"]
+    unknown += [
+        step
+        for a, strengths in grid
+        if a == "chain"
+        for st in strengths
+        for step, _ in st
+        if step not in EDITS or step == "chain"
+    ]
     if unknown:
         raise ValueError(f"unknown attack(s) in grid: {unknown}; known: {sorted(EDITS)}")
     return [Condition(a, s) for a, strengths in grid for s in strengths]
+
+
+__all__ = [
+    "EDITS",
+    "EVAL_EDITS",
+    "GRID",
+    "PAD_FILLS",
+    "QUICK_GRID",
+    "STICKER_COLOURS",
+    "Chain",
+    "Condition",
+    "Edit",
+    "caption",
+    "chain",
+    "collage",
+    "collage_geometry",
+    "conditions",
+    "crop",
+    "keystone",
+    "natural_background",
+    "pad",
+    "pad_geometry",
+    "perspective_coeffs",
+    "pink_noise",
+    "recapture",
+    "rotate",
+    "rotate_corners",
+    "rotate_expand",
+    "stickers",
+    "stretch",
+]
