@@ -64,6 +64,10 @@ class ModelConfig:
     """Std (working-copy pixels) of a Gaussian low-pass on the encoder's output: a stamp
     without near-Nyquist detail survives the resampling that any crop, resize or rotation
     does to the scanner's grid (0: off)."""
+    residual_highpass: float = 0.0
+    """Std (working-copy pixels) of a Gaussian whose blur is taken off the encoder's output: a
+    stamp with no smooth field or local mean, made of fine detail only (0: off). Broad smooth
+    fields are both the most visible part of a stamp and the hardest to find under content."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
     scan_draws: int = 32

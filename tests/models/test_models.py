@@ -233,3 +233,18 @@ def test_texture_mask_ceiling_caps_hard_edges():
     free = Fn.texture_mask(x, power=1.0, window=5, floor=0.0, normalize=False)
     capped = Fn.texture_mask(x, power=1.0, window=5, floor=0.0, normalize=False, ceiling=0.05)
     assert free.max() > 0.4 and abs(float(capped.max()) - 0.05) < 1e-6
+
+
+def test_low_pass_matches_kornia_and_high_pass_removes_the_mean():
+    import math
+
+    from kornia.filters import gaussian_blur2d
+
+    x = torch.rand(2, 3, 40, 50)
+    for sigma in (0.7, 2.0):
+        k = 2 * max(1, math.ceil(3 * sigma)) + 1
+        ref = gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
+        assert torch.allclose(Fn.low_pass(x, sigma), ref, atol=1e-6)
+    smooth = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 1, 64, 64)
+    assert Fn.high_pass(smooth, 2.0)[..., 8:-8, 8:-8].abs().max() < 1e-5  # a ramp has no fine detail
+    assert Fn.high_pass(torch.ones(1, 1, 16, 16), 2.0).abs().max() < 1e-6

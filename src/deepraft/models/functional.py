@@ -118,11 +118,25 @@ def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7, floor: fl
 
 
 def low_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur with std ``sigma`` pixels (reflected borders, kernel of +-3 sigma)."""
-    from kornia.filters import gaussian_blur2d
+    """Gaussian blur with std ``sigma`` pixels (reflected borders, kernel of +-3 sigma): two
+    1-D convolutions, the same as kornia's ``gaussian_blur2d`` without importing kornia."""
+    half = max(1, math.ceil(3 * sigma))
+    pos = torch.arange(-half, half + 1, dtype=r.dtype, device=r.device)
+    k = torch.exp(-0.5 * (pos / sigma) ** 2)
+    k = k / k.sum()
+    c = r.shape[1]
+    pad = min(half, r.shape[-2] - 1, r.shape[-1] - 1)
+    if pad < half:  # tiny inputs: replicate instead of reflect
+        y = F.pad(r, (half, half, half, half), mode="replicate")
+    else:
+        y = F.pad(r, (half, half, half, half), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
-    k = 2 * max(1, math.ceil(3 * sigma)) + 1
-    return gaussian_blur2d(r, (k, k), (sigma, sigma), border_type="reflect")
+
+def high_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``r`` minus its Gaussian blur of std ``sigma``: no local mean, no broad smooth field."""
+    return r - low_pass(r, sigma)
 
 
 def to_luma(r: torch.Tensor) -> torch.Tensor:

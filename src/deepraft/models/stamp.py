@@ -31,6 +31,8 @@ class StampModel(nn.Module):
             r = torch.tanh(r)
         elif cfg.residual_activation != "none":
             raise ValueError(f"unknown residual_activation {cfg.residual_activation!r}")
+        if cfg.residual_highpass > 0:
+            r = Fn.high_pass(r, cfg.residual_highpass)
         if cfg.residual_blur > 0:
             r = Fn.low_pass(r, cfg.residual_blur)
         if cfg.mask == "texture":
