@@ -39,7 +39,10 @@ class ModelConfig:
     picture gets a weaker, invisible stamp)."""
     residual_activation: str = "none"
     """'tanh' bounds the encoder's output to [-1, 1] before the mask (with an absolute mask,
-    the mask is then the largest change a pixel may get); 'none' leaves it raw."""
+    the mask is then the largest change a pixel may get); 'unit_tanh' first scales each
+    output to unit RMS, so the encoder chooses the pattern and the mask its strength (a
+    near-zero output at initialisation still makes a full stamp); 'none' leaves it raw. Applied
+    after ``residual_highpass``."""
     mask: str = "none"
     """Perceptual mask applied to the stamp: 'none' or 'texture'."""
     mask_power: float = 0.5

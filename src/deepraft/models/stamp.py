@@ -27,12 +27,14 @@ class StampModel(nn.Module):
         r = self.encoder(work)
         if cfg.luma_only:
             r = Fn.to_luma(r).expand(-1, 3, -1, -1)
-        if cfg.residual_activation == "tanh":
-            r = torch.tanh(r)
-        elif cfg.residual_activation != "none":
-            raise ValueError(f"unknown residual_activation {cfg.residual_activation!r}")
         if cfg.residual_highpass > 0:
             r = Fn.high_pass(r, cfg.residual_highpass)
+        if cfg.residual_activation == "tanh":
+            r = torch.tanh(r)
+        elif cfg.residual_activation == "unit_tanh":
+            r = torch.tanh(r / r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt())
+        elif cfg.residual_activation != "none":
+            raise ValueError(f"unknown residual_activation {cfg.residual_activation!r}")
         if cfg.residual_blur > 0:
             r = Fn.low_pass(r, cfg.residual_blur)
         if cfg.mask == "texture":
