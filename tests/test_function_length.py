@@ -9,8 +9,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "deepraft"
 LIMIT = 60
 
-PENDING = {("attacks/forgery.py", "run_forgery"), ("cli.py", "attack")}
-"""Over the limit, owned by work in progress elsewhere: to split, then to remove from here."""
+PENDING: set[tuple[str, str]] = set()
+"""Over the limit, owned by work in progress elsewhere: to split, then to remove from here (empty)."""
 
 
 def _long_functions() -> set[tuple[str, str]]:

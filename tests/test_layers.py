@@ -151,23 +151,21 @@ def test_import_and_load_need_no_training_code(code):
     assert r.stdout.strip() == "[]"
 
 
-DOCSTRING_DATA_EXCEPTIONS = {"deepraft.attacks.forgery"}
-"""Modules still reading ``__doc__`` as data (``python -OO`` strips it): owned elsewhere, to fix."""
-
-
 def test_no_docstring_used_as_data():
     users = sorted(
         name
         for name, path in _modules().items()
         if any(isinstance(n, ast.Name) and n.id == "__doc__" for n in ast.walk(ast.parse(path.read_text())))
     )
-    assert [u for u in users if u not in DOCSTRING_DATA_EXCEPTIONS] == []
+    assert users == []
 
 
 def test_recorded_methods_survive_python_OO():
     code = (
         "from deepraft.eval.runner import METHOD; from deepraft.onnx_export import USAGE; "
-        "assert METHOD.startswith('For every photo') and USAGE.startswith('A client'); print('ok')"
+        "from deepraft.attacks.forgery import METHOD as FORGERY; "
+        "assert METHOD.startswith('For every photo') and USAGE.startswith('A client'); "
+        "assert FORGERY.startswith('An attacker who cannot'); print('ok')"
     )
     r = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=300)
     assert r.stdout.strip() == "ok", r.stderr[-2000:]

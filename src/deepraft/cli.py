@@ -433,14 +433,29 @@ def certify(
               highlight=False)
 
 
+ATTACK_MODE_HELP = (
+    "adversarial: gradient and query attacks on the scanner (attack.json); forgery: model-free grating, "
+    "averaged-residual and notch attacks and the residual statistics (forgery.json, forgery.md); all: both."
+)
+DONORS_HELP = (
+    "Forgery: photos whose stamped copies give the averaged residual "
+    "(default: the first --n-donors photos of --data, then held out)."
+)
+GRATING_HELP = (
+    "Forgery: grating AxB cycles per picture (A down the height, B across the width; repeat). "
+    "A set of others is always tried too."
+)
+ATTACK_QUICK_HELP = (
+    "APGD-CE removal at 2 and 8 /255 on 4 photos; forgery: 6 donors, 4 held out, Gaussian residuals, 40 dB."
+)
+
+
 @app.command()
 def attack(
     model: str = typer.Option("default"),
     data: Path = typer.Option(..., exists=True, file_okay=False),
     out: Path = typer.Option(...),
-    mode: str = typer.Option("adversarial", help="adversarial: gradient and query attacks on the scanner "
-                             "(attack.json); forgery: model-free grating, averaged-residual and notch attacks and the "
-                             "residual statistics (forgery.json, forgery.md); all: both."),
+    mode: str = typer.Option("adversarial", help=ATTACK_MODE_HELP),
     attacks: List[str] = typer.Option(["apgd-ce", "square", "autoattack"], "--attack", help="Repeat to choose."),
     goal: List[str] = typer.Option(["removal", "forging"], help="removal and/or forging."),
     eps: List[float] = typer.Option([2, 4, 8, 16, 32], help="L-inf budgets in /255 units (repeat the option)."),
@@ -450,80 +465,118 @@ def attack(
     eot: int = typer.Option(8, min=1, help="Noise draws per gradient against a smoothed scanner."),
     steps: int = typer.Option(50, min=1),
     max_photos: int = typer.Option(30, min=1),
-    donors: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
-                                          help="Forgery: photos whose stamped copies give the averaged residual "
-                                          "(default: the first --n-donors photos of --data, then held out)."),
+    donors: Optional[Path] = typer.Option(None, exists=True, file_okay=False, help=DONORS_HELP),
     n_donors: int = typer.Option(19, min=2, help="Forgery: stamped photos averaged."),
     held_out: int = typer.Option(20, min=1, help="Forgery: most held-out photos forged (clean) or notched (stamped)."),
-    grating: List[str] = typer.Option(["16x24"], help="Forgery: grating AxB cycles per picture (A down the height, "
-                                      "B across the width; repeat). A set of others is always tried too."),
+    grating: List[str] = typer.Option(["16x24"], help=GRATING_HELP),
     psnr: List[float] = typer.Option([40.0, 44.8], help="Forgery: PSNR of the forged photos, dB (repeat)."),
     denoiser: List[str] = typer.Option(["gaussian", "nlm"], help="Forgery: residual denoisers (gaussian, nlm)."),
-    quick: bool = typer.Option(False, help="APGD-CE removal at 2 and 8 /255 on 4 photos; forgery: 6 donors, "
-                               "4 held out, Gaussian residuals, 40 dB."),
+    quick: bool = typer.Option(False, help=ATTACK_QUICK_HELP),
     device: Optional[str] = typer.Option(None),
 ) -> None:
-    """White-box (APGD-CE), black-box (Square) and AutoAttack removal/forging attacks, and
+    """Adversarial attacks on the scanner (not the evaluation's benign edits, not training's
+    augmentations): white-box (APGD-CE), black-box (Square) and AutoAttack removal/forging, and
     model-free forgery and removal (--mode forgery)."""
-    from .attacks import AttackSanityError
-    from .attacks.forgery import DENOISERS, ForgerySettings, parse_cycles, run_forgery
-    from .attacks.runner import AttackSettings, run_attacks
-
     if mode not in ("adversarial", "forgery", "all"):
         _usage(f"unknown --mode {mode!r}; use adversarial, forgery or all")
     stamper = _load(model, device)
     if mode in ("forgery", "all"):
-        try:
-            if quick:
-                fs = ForgerySettings.quick()
-            else:
-                unknown = [d for d in denoiser if d not in DENOISERS]
-                if unknown:
-                    _usage(f"unknown --denoiser {unknown}; known: {sorted(DENOISERS)}")
-                fs = ForgerySettings(gratings=tuple(parse_cycles(g) for g in grating), psnrs=tuple(psnr),
-                                     n_donors=n_donors, denoisers=tuple(denoiser), max_targets=held_out)
-        except ValueError as exc:
-            _usage(str(exc))
-        try:
-            fsum = run_forgery(stamper, _photo_files(data), out, fs,
-                               donor_files=_photo_files(donors) if donors is not None else None,
-                               log=lambda m: err.print(f"forgery: {m}", highlight=False))
-        except ValueError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(EXIT_FAILED)
-        table = Table("attack", "goal", "parameters", "flagged", "PSNR dB")
-        shown = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
-        for r in fsum["results"]:
-            params = ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
-                               if k not in shown)
-            ps = "-" if "mean_psnr" not in r else f"{r['mean_psnr']:.1f}"
-            table.add_row(r["attack"], r["goal"], params, f"{r['flagged']}/{r['n']}", ps)
-        Console().print(table)
-        for key, s in fsum["residual_stats"].items():
-            Console().print(f"{key}: power share in top {s['top_k']} bins {s['power_share_mean']:.3f}, mean pairwise "
-                            f"cosine {s['mean_pairwise_cosine']:.3f}, cosine with the mean of the others "
-                            f"{s['loo_cosine_mean']:.3f}", highlight=False)
-        err.print(f"wrote {Path(out) / 'forgery.json'} and {Path(out) / 'forgery.md'}", highlight=False)
+        fs = _forgery_settings(quick, denoiser, grating, psnr, n_donors, held_out)
+        _run_forgery_cmd(stamper, data, out, fs, donors)
         if mode == "forgery":
             return
-    if quick:
-        settings = AttackSettings.quick()
-    else:
-        settings = AttackSettings(attacks=tuple(attacks), goals=tuple(goal), linf_eps=tuple(eps),
-                                  l2_eps=tuple(e for e in l2 if e > 0), eot=eot, steps=steps, n_queries=n_queries,
-                                  max_photos=max_photos)
+    from .attacks.runner import AttackSettings
+
+    settings = (
+        AttackSettings.quick()
+        if quick
+        else AttackSettings(
+            attacks=tuple(attacks),
+            goals=tuple(goal),
+            linf_eps=tuple(eps),
+            l2_eps=tuple(e for e in l2 if e > 0),
+            eot=eot,
+            steps=steps,
+            n_queries=n_queries,
+            max_photos=max_photos,
+        )
+    )
     settings.sigma = sigma
+    _run_adversarial_cmd(stamper, data, out, settings)
+
+
+def _forgery_settings(
+    quick: bool, denoiser: List[str], grating: List[str], psnr: List[float], n_donors: int, held_out: int
+):
+    """``attack --mode forgery``'s settings from its options (a usage error on bad ones)."""
+    from .attacks.forgery import DENOISERS, ForgerySettings, parse_cycles
+
+    if quick:
+        return ForgerySettings.quick()
+    unknown = [d for d in denoiser if d not in DENOISERS]
+    if unknown:
+        _usage(f"unknown --denoiser {unknown}; known: {sorted(DENOISERS)}")
     try:
-        summary = run_attacks(stamper, _photo_files(data), out, settings,
-                              progress=lambda xs: _progress_iter(list(xs), "attack"))
+        gratings = tuple(parse_cycles(g) for g in grating)
+    except ValueError as exc:
+        _usage(str(exc))
+    return ForgerySettings(
+        gratings=gratings, psnrs=tuple(psnr), n_donors=n_donors, denoisers=tuple(denoiser), max_targets=held_out
+    )
+
+
+def _run_forgery_cmd(stamper: Stamper, data: Path, out: Path, settings, donors: Optional[Path]) -> None:
+    """Run the model-free attacks and print their table and residual statistics."""
+    from .attacks.forgery import run_forgery
+
+    try:
+        fsum = run_forgery(
+            stamper,
+            _photo_files(data),
+            out,
+            settings,
+            donor_files=_photo_files(donors) if donors is not None else None,
+            log=lambda m: err.print(f"forgery: {m}", highlight=False),
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    table = Table("attack", "goal", "parameters", "flagged", "PSNR dB")
+    shown = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
+    for r in fsum["results"]:
+        params = ", ".join(
+            f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in shown
+        )
+        ps = "-" if "mean_psnr" not in r else f"{r['mean_psnr']:.1f}"
+        table.add_row(r["attack"], r["goal"], params, f"{r['flagged']}/{r['n']}", ps)
+    Console().print(table)
+    for key, s in fsum["residual_stats"].items():
+        Console().print(
+            f"{key}: power share in top {s['top_k']} bins {s['power_share_mean']:.3f}, mean pairwise "
+            f"cosine {s['mean_pairwise_cosine']:.3f}, cosine with the mean of the others "
+            f"{s['loo_cosine_mean']:.3f}",
+            highlight=False,
+        )
+    err.print(f"wrote {Path(out) / 'forgery.json'} and {Path(out) / 'forgery.md'}", highlight=False)
+
+
+def _run_adversarial_cmd(stamper: Stamper, data: Path, out: Path, settings) -> None:
+    """Run the adversarial attacks and print their table."""
+    from .attacks import AttackSanityError
+    from .attacks.runner import run_attacks
+
+    try:
+        summary = run_attacks(
+            stamper, _photo_files(data), out, settings, progress=lambda xs: _progress_iter(list(xs), "attack")
+        )
     except (AttackSanityError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(EXIT_FAILED) from exc
     table = Table("attack", "goal", "norm", "eps", "robust acc.", "PSNR of successes")
     for r in summary["results"]:
-        eps = f"{r['eps_255']:g}/255" if r["norm"] == "Linf" else f"{r['eps']:g}"
-        psnr = "-" if r["mean_psnr"] is None else f"{r['mean_psnr']:.1f}"
-        table.add_row(r["attack"], r["goal"], r["norm"], eps, f"{r['robust_accuracy']:.3f}", psnr)
+        budget = f"{r['eps_255']:g}/255" if r["norm"] == "Linf" else f"{r['eps']:g}"
+        mean_psnr = "-" if r["mean_psnr"] is None else f"{r['mean_psnr']:.1f}"
+        table.add_row(r["attack"], r["goal"], r["norm"], budget, f"{r['robust_accuracy']:.3f}", mean_psnr)
     Console().print(table)
 
 

@@ -56,8 +56,20 @@ def test_square_black_box_and_forging():
 
 def test_smoothed_attack_is_judged_by_the_smoothed_decision():
     x = stamped_batch(3)
+    # noise of sigma 0.05 moves the toy score by about 0.36 (a mean over 768 pixels): the margin of
+    # about 3 survives it; 8/255 takes the score far below 0, 0.5/255 only by about 0.4
     r = run_attack(linear_score, x, "removal", "apgd-ce", 8 / 255, smoothing_std=0.05, eot=2, steps=5, smooth_n=100)
-    assert r.smoothed and 0.0 <= r.robust_accuracy <= 1.0
+    assert r.smoothed and r.clean_accuracy == 1.0 and r.robust_accuracy == 0.0
+    weak = run_attack(
+        linear_score, x, "removal", "apgd-ce", 0.5 / 255, smoothing_std=0.05, eot=2, steps=5, smooth_n=100
+    )
+    assert weak.clean_accuracy == 1.0 and weak.robust_accuracy == 1.0
+    # a stamp at the threshold's edge: one noise-free pass says stamped, the smoothed classifier
+    # abstains (about half its draws on each side), and an abstention counts against the defence
+    edge = torch.full((3, 3, 16, 16), 0.51 + 0.00025)
+    assert (linear_score(edge) > 0).all()
+    e = run_attack(linear_score, edge, "removal", "apgd-ce", 8 / 255, smoothing_std=0.05, eot=2, steps=5, smooth_n=100)
+    assert e.clean_accuracy == 0.0 and e.robust_accuracy == 0.0
     with pytest.raises(ValueError, match="goal"):
         run_attack(linear_score, x, "steal", "apgd-ce", 8 / 255)
     with pytest.raises(ValueError, match="unknown attack"):
@@ -80,8 +92,9 @@ def test_smoothed_stamp_model_scores_are_deterministic_and_attackable():
     from deepraft.config import ModelConfig
     from deepraft.models import build_model
 
-    model = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=16, smoothing_std=0.25,
-                                    scan_draws=5)).eval()
+    model = build_model(
+        ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=16, smoothing_std=0.25, scan_draws=5)
+    ).eval()
     model.scanner = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 1), torch.nn.Flatten(0))
     torch.nn.init.normal_(model.scanner[1].weight, std=0.1)
     w = torch.rand(3, 3, 16, 16)
@@ -97,3 +110,37 @@ def test_smoothed_stamp_model_scores_are_deterministic_and_attackable():
     assert r.clean_accuracy == 1.0 and r.robust_accuracy < 1.0
     plain = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=16)).eval()
     assert torch.equal(plain.score(w), plain.scanner(w))
+
+
+def test_attack_jobs_and_targets():
+    from types import SimpleNamespace
+
+    from deepraft.attacks.runner import AttackSettings, attack_jobs, attack_target
+
+    s = AttackSettings(attacks=("apgd-ce",), goals=("removal", "forging"), linf_eps=(8,), l2_eps=(0.5,))
+    assert attack_jobs(s) == [
+        ("apgd-ce", "removal", "Linf", 8 / 255),
+        ("apgd-ce", "forging", "Linf", 8 / 255),
+        ("apgd-ce", "removal", "L2", 0.5),
+        ("apgd-ce", "forging", "L2", 0.5),
+    ]
+
+    def stamper(std: float, draws: int) -> SimpleNamespace:
+        model = SimpleNamespace(score=object(), scanner=object())
+        return SimpleNamespace(
+            card=SimpleNamespace(model=SimpleNamespace(smoothing_std=std, scan_draws=draws)), model=model
+        )
+
+    averaged = stamper(0.25, 5)
+    t = attack_target(averaged, s)  # the deployed averaged score, exact gradients: no noise added
+    assert (t.score_fn, t.sigma, t.attack_sigma, t.mode) == (averaged.model.score, 0.25, 0.0, "smoothed score")
+    t = attack_target(averaged, AttackSettings(sigma=0.5))  # an asked-for sigma: Cohen's classifier
+    assert (t.score_fn, t.sigma, t.attack_sigma, t.mode) == (averaged.model.scanner, 0.5, 0.5, "cohen")
+    plain = stamper(0.0, 0)
+    t = attack_target(plain, s)
+    assert (t.score_fn, t.attack_sigma, t.mode, t.description) == (
+        plain.model.scanner,
+        0.0,
+        "undefended",
+        "the scanner",
+    )

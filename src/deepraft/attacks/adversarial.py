@@ -1,4 +1,6 @@
-"""Adversarial removal and forging attacks on the scanner (torchattacks: APGD, Square, AutoAttack).
+"""Adversarial removal and forging attacks on the scanner (torchattacks: APGD, Square, AutoAttack):
+the third meaning of "attack" (an attacker's), not training's augmentations (:mod:`deepraft.augment`)
+nor the evaluation's benign edits (:mod:`deepraft.edits`).
 
 * **removal**: stamped images, the attacker wants them judged clean;
 * **forging**: clean images, the attacker wants them judged stamped (to get someone's
@@ -14,12 +16,14 @@ abstention counts as a failure of the defence), not by one noisy pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..models.functional import psnr  # the package's one torch PSNR (peak 1)
 from ..smoothing import Smooth
 
 ATTACK_NAMES = ("apgd-ce", "square", "autoattack")
@@ -29,8 +33,9 @@ class TwoClassScanner(nn.Module):
     """Wraps a logit scanner as a 2-class classifier (class 1: stamped) for torchattacks,
     with the decision threshold folded in: logits (-z/2, z/2), z = score - threshold."""
 
-    def __init__(self, score_fn: Callable[[torch.Tensor], torch.Tensor], threshold: float = 0.0,
-                 smoothing_std: float = 0.0) -> None:
+    def __init__(
+        self, score_fn: Callable[[torch.Tensor], torch.Tensor], threshold: float = 0.0, smoothing_std: float = 0.0
+    ) -> None:
         super().__init__()
         self.score_fn = score_fn
         self.threshold = float(threshold)
@@ -59,13 +64,22 @@ def check_gradients(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> 
     return g
 
 
-def make_attack(name: str, model: nn.Module, eps: float, norm: str = "Linf", steps: int = 50, eot: int = 1,
-                n_queries: int = 1000, seed: int = 0):
+def make_attack(
+    name: str,
+    model: nn.Module,
+    eps: float,
+    norm: str = "Linf",
+    steps: int = 50,
+    eot: int = 1,
+    n_queries: int = 1000,
+    seed: int = 0,
+) -> Any:
     import torchattacks
 
     if name == "apgd-ce":
-        return torchattacks.APGD(model, norm=norm, eps=eps, steps=steps, n_restarts=1, seed=seed, loss="ce",
-                                 eot_iter=eot)
+        return torchattacks.APGD(
+            model, norm=norm, eps=eps, steps=steps, n_restarts=1, seed=seed, loss="ce", eot_iter=eot
+        )
     if name == "square":
         return torchattacks.Square(model, norm=norm, eps=eps, n_queries=n_queries, n_restarts=1, seed=seed)
     if name == "autoattack":
@@ -90,15 +104,22 @@ class AttackResult:
     smoothed: bool
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp(min=1e-12)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def run_attack(score_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, goal: str, attack: str,
-               eps: float, threshold: float = 0.0, norm: str = "Linf", smoothing_std: float = 0.0,
-               eot: int = 8, steps: int = 50, n_queries: int = 1000, smooth_n: int = 200, smooth_alpha: float = 0.001,
-               seed: int = 0) -> AttackResult:
+def run_attack(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    goal: str,
+    attack: str,
+    eps: float,
+    threshold: float = 0.0,
+    norm: str = "Linf",
+    smoothing_std: float = 0.0,
+    eot: int = 8,
+    steps: int = 50,
+    n_queries: int = 1000,
+    smooth_n: int = 200,
+    smooth_alpha: float = 0.001,
+    seed: int = 0,
+) -> AttackResult:
     """Attack a batch ``x`` (B,3,h,w) of working copies and score the outcome.
 
     ``goal``: 'removal' (x are stamped, true label 1) or 'forging' (x are clean, label 0).
@@ -127,14 +148,26 @@ def run_attack(score_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
 
     before, after = decide(x), decide(x_adv)
     success = (before == label) & (after != label)
-    psnrs = _psnr(x_adv, x)[success]
+    psnrs = psnr(x_adv, x)[success]
     return AttackResult(
-        attack=attack, goal=goal, norm=norm, eps=eps, n=x.shape[0],
+        attack=attack,
+        goal=goal,
+        norm=norm,
+        eps=eps,
+        n=x.shape[0],
         clean_accuracy=float((before == label).float().mean()),
         robust_accuracy=float((after == label).float().mean()),
-        mean_psnr=float(psnrs.mean()) if psnrs.numel() else None, smoothed=smoothing_std > 0,
+        mean_psnr=float(psnrs.mean()) if psnrs.numel() else None,
+        smoothed=smoothing_std > 0,
     )
 
 
-__all__ = ["ATTACK_NAMES", "AttackResult", "AttackSanityError", "TwoClassScanner", "check_gradients",
-           "make_attack", "run_attack"]
+__all__ = [
+    "ATTACK_NAMES",
+    "AttackResult",
+    "AttackSanityError",
+    "TwoClassScanner",
+    "check_gradients",
+    "make_attack",
+    "run_attack",
+]

@@ -1,33 +1,13 @@
-"""Forgery and removal attacks that need no access to the model, only to pictures.
+"""Model-free forgeries and removals (the third meaning of "attack": an attacker's, see
+:mod:`deepraft.attacks`), which need no access to the model, only to pictures.
 
-An attacker who cannot query gradients can still study stamped pictures. If the stamp is
-nearly the same pattern in every picture (a grating, or any fixed texture), three cheap
-attacks work:
-
-* **grating forgery**: add a sinusoidal grating (a guess at the stamp's frequency) to a clean
-  photo at a high PSNR; if the scanner keys on that frequency it flags the clean photo;
-* **averaged-residual forgery**: estimate the stamp as the average, over N stamped photos,
-  of each photo minus its denoised copy (natural content averages out, a fixed stamp adds
-  up), and add that average to clean photos;
-* **notch removal**: zero the FFT bins of that estimate that stand out most from their ring
-  (:func:`ring_whiten`), and their neighbours, in a stamped photo.
-
-Controls beside each: white noise at the same PSNR, the averaged residual of the same photos
-unstamped, a notch at random bins of the same radii, and the average of the true stamps (the
-defender's oracle: what a perfect estimate would forge).
-
-The statistics that predict these attacks are measured too: the share of a residual's power in
-its strongest FFT bins (a pure grating: 1; white noise: about k / pixels) and the cosine
-between residuals of different photos (a fixed pattern: 1; independent noise: 0).
+An attacker who cannot query gradients can still study stamped pictures: a grating forgery, an
+averaged-residual forgery and a notch removal, each beside its control, and the residual
+statistics that predict them. The method, as recorded in ``forgery.json``, is :data:`METHOD`.
 
 Everything here is a pure function of numpy arrays (H,W,3 RGB in 0..255, H,W planes for one
 channel); :func:`run_forgery` is the thin loop that stamps and scans through the public API
 (``stamper.protect_batch``, ``stamper.scan_batch``) and writes ``forgery.json`` and ``forgery.md``.
-
-Frequencies are in **cycles per picture**, written ``AxB``: A cycles down the picture's height,
-B across its width (numpy's (rows, columns) order); a negative B turns the grating the other
-way. Since a stamp is upsampled from the scanner's working copy to the whole picture, its
-frequencies are fixed in cycles per picture whatever the photo's resolution.
 """
 
 from __future__ import annotations
@@ -35,35 +15,56 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
 from PIL import Image, ImageOps
 from scipy.ndimage import gaussian_filter
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+from ..measures import luma, psnr  # the package's one luma and one PSNR (re-exported: used here first)
+
+METHOD = (
+    "An attacker who cannot query gradients can still study stamped pictures. If the stamp is nearly the "
+    "same pattern in every picture (a grating, or any fixed texture), three cheap attacks work: "
+    "grating forgery: add a sinusoidal grating (a guess at the stamp's frequency) to a clean photo at a high "
+    "PSNR; if the scanner keys on that frequency it flags the clean photo. Averaged-residual forgery: "
+    "estimate the stamp as the average, over N stamped photos, of each photo minus its denoised copy "
+    "(natural content averages out, a fixed stamp adds up), and add that average to clean photos. Notch "
+    "removal: zero the FFT bins of that estimate that stand out most from their ring (power over the "
+    "median power at the same distance from DC), and their neighbours, in a stamped photo. Controls beside "
+    "each: white noise at the same PSNR, the averaged residual of the same photos unstamped, a notch at "
+    "random bins of the same radii, and the average of the true stamps (the defender's oracle: what a "
+    "perfect estimate would forge). The statistics that predict these attacks are measured too: the share "
+    "of a residual's power in its strongest FFT bins (a pure grating: 1; white noise: about k / pixels) and "
+    "the cosine between residuals of different photos (a fixed pattern: 1; independent noise: 0). "
+    "Frequencies are in cycles per picture, written AxB: A cycles down the picture's height, B across its "
+    "width (numpy's (rows, columns) order); a negative B turns the grating the other way. Since a stamp is "
+    "upsampled from the scanner's working copy to the whole picture, its frequencies are fixed in cycles "
+    "per picture whatever the photo's resolution."
+)
+"""How the model-free attacks work (the ``method`` of ``forgery.json``; a constant, not the module
+docstring, which ``python -OO`` strips)."""
 
 GRATING_SET: tuple[tuple[int, int], ...] = (
-    (0, 16), (16, 0), (8, 12), (12, -8), (16, 16), (16, 24), (24, -16), (32, 32), (32, -48), (64, 64),
+    (0, 16),
+    (16, 0),
+    (8, 12),
+    (12, -8),
+    (16, 16),
+    (16, 24),
+    (24, -16),
+    (32, 32),
+    (32, -48),
+    (64, 64),
 )
 """Frequencies (cycles per picture, rows x columns) an attacker tries when he does not know
 the stamp's: axis-aligned and diagonal both ways, 8 to 90 cycles."""
 
 
 # -- measures ------------------------------------------------------------------------------
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma of (H,W,3) pixels, float32."""
-    return np.asarray(rgb, dtype=np.float32) @ LUMA
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB between two pictures (inf when equal)."""
-    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
 
 
 def scale_to_psnr(delta: np.ndarray, psnr_db: float, peak: float = 255.0) -> np.ndarray:
@@ -75,8 +76,9 @@ def scale_to_psnr(delta: np.ndarray, psnr_db: float, peak: float = 255.0) -> np.
     return delta * (peak / 10 ** (psnr_db / 20) / rms)
 
 
-def add_at_psnr(rgb: np.ndarray, delta: np.ndarray, psnr_db: float, tol_db: float = 0.02,
-                max_iter: int = 40) -> tuple[np.ndarray, float]:
+def add_at_psnr(
+    rgb: np.ndarray, delta: np.ndarray, psnr_db: float, tol_db: float = 0.02, max_iter: int = 40
+) -> tuple[np.ndarray, float]:
     """``rgb`` (uint8) plus ``delta`` (broadcast to it) scaled so that the 8-bit result, after
     clipping and rounding, has a PSNR against ``rgb`` of at least ``psnr_db``, as close to it as
     rounding allows (within ``tol_db`` unless the rounded result jumps over that window):
@@ -188,8 +190,12 @@ def residual_cosines(planes: Sequence[np.ndarray]) -> dict[str, float]:
     pairs = c[np.triu_indices(n, 1)]
     total = np.sum([np.asarray(p, dtype=np.float64) for p in planes], axis=0)
     loo = np.array([cosine_matrix([p, (total - p) / (n - 1)])[0, 1] for p in planes])
-    return {"mean_pairwise_cosine": float(pairs.mean()), "loo_cosine_mean": float(loo.mean()),
-            "loo_cosine_min": float(loo.min()), "loo_cosine_max": float(loo.max())}
+    return {
+        "mean_pairwise_cosine": float(pairs.mean()),
+        "loo_cosine_mean": float(loo.mean()),
+        "loo_cosine_min": float(loo.min()),
+        "loo_cosine_max": float(loo.max()),
+    }
 
 
 # -- patterns --------------------------------------------------------------------------------
@@ -311,8 +317,9 @@ class ForgerySettings:
 
     @classmethod
     def quick(cls) -> ForgerySettings:
-        return cls(psnrs=(40.0,), n_donors=6, denoisers=("gaussian",), residual_at=("common",), notch_bins=(20,),
-                   max_targets=4)
+        return cls(
+            psnrs=(40.0,), n_donors=6, denoisers=("gaussian",), residual_at=("common",), notch_bins=(20,), max_targets=4
+        )
 
 
 def _read(path: Path) -> Image.Image:
@@ -326,8 +333,15 @@ def _rate(flags: Sequence[bool]) -> float:
 
 def _row(attack: str, goal: str, results, measured: Sequence[float] | None = None, **params) -> dict:
     flags = [r.protected for r in results]
-    row = {"attack": attack, "goal": goal, **params, "n": len(flags), "flagged": int(sum(flags)),
-           "rate": _rate(flags), "mean_score": float(np.mean([r.score for r in results]))}
+    row = {
+        "attack": attack,
+        "goal": goal,
+        **params,
+        "n": len(flags),
+        "flagged": int(sum(flags)),
+        "rate": _rate(flags),
+        "mean_score": float(np.mean([r.score for r in results])),
+    }
     if measured is not None:
         row["mean_psnr"], row["min_psnr"] = float(np.mean(measured)), float(np.min(measured))
     return row
@@ -356,133 +370,173 @@ def random_bins_like(rng: np.random.Generator, bins: Sequence[tuple[int, int]]) 
     return out
 
 
-def run_forgery(stamper, files: Sequence[Path], out_dir: Path, settings: ForgerySettings,
-                donor_files: Sequence[Path] | None = None, log: Callable[[str], None] | None = None) -> dict:
-    """Measure the three model-free attacks and the residual statistics for ``stamper``.
+def _read_all(paths: Iterable[Path], failed: list[str]) -> list[tuple[str, Image.Image]]:
+    """(name, RGB image) of every readable path; the others are reported in ``failed``."""
+    got = []
+    for p in paths:
+        try:
+            got.append((Path(p).name, _read(p)))
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            failed.append(f"{p}: {exc}")
+    return got
 
-    The first ``n_donors`` readable photos of ``files`` (or ``donor_files``) are stamped and give
-    the residuals; the others (at most ``max_targets``) are the held-out photos the forgeries are
-    added to, and whose stamped copies are notched. Writes ``forgery.json`` and ``forgery.md``;
-    ``log`` hears the name of each stage as it starts.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    failed: list[str] = []
 
-    def read_all(paths: Iterable[Path]) -> list[tuple[str, Image.Image]]:
-        got = []
-        for p in paths:
-            try:
-                got.append((Path(p).name, _read(p)))
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                failed.append(f"{p}: {exc}")
-        return got
-
+def _split_photos(
+    files: Sequence[Path], donor_files: Sequence[Path] | None, settings: ForgerySettings, failed: list[str]
+) -> tuple[list[tuple[str, Image.Image]], list[tuple[str, Image.Image]]]:
+    """(donors, held-out targets): the first ``n_donors`` photos of ``files`` (or of
+    ``donor_files``) and the rest (at most ``max_targets``)."""
     if donor_files is None:
-        photos = read_all(files)
+        photos = _read_all(files, failed)
         donors, targets = photos[: settings.n_donors], photos[settings.n_donors :]
     else:
-        donors = read_all(donor_files)[: settings.n_donors]
+        donors = _read_all(donor_files, failed)[: settings.n_donors]
         used = {Path(p).resolve() for p in donor_files}
-        targets = read_all(f for f in files if Path(f).resolve() not in used)
+        targets = _read_all((f for f in files if Path(f).resolve() not in used), failed)
     targets = targets[: settings.max_targets] if settings.max_targets else targets
     if len(donors) < 2 or not targets:
-        raise ValueError(f"forgery: need at least 2 donor photos and 1 held-out photo (got {len(donors)} donors, "
-                         f"{len(targets)} held out); give more photos or fewer --donors")
+        raise ValueError(
+            f"forgery: need at least 2 donor photos and 1 held-out photo (got {len(donors)} donors, "
+            f"{len(targets)} held out); give more photos or fewer --donors"
+        )
+    return donors, targets
 
-    def step(name: str) -> None:
-        if log is not None:
-            log(name)
 
-    step(f"stamping {len(donors)} donor and {len(targets)} held-out photos")
-    clean_d = [im for _, im in donors]
-    clean_t = [im for _, im in targets]
-    stamped_d = stamper.protect_batch(clean_d)
-    stamped_t = stamper.protect_batch(clean_t)
-    arr_t = [np.asarray(im) for im in clean_t]
-    arr_st = [np.asarray(im) for im in stamped_t]
+@dataclass
+class _Scene:
+    """The stamped and clean donors and held-out photos, and the scanner that judges them."""
 
-    step("scanning the unattacked photos")
-    base_clean = stamper.scan_batch(clean_t)
-    base_stamped = stamper.scan_batch(stamped_t)
-    rows = [_row("none", "forging", base_clean), _row("none", "removal", base_stamped)]
+    stamper: Any
+    clean_d: list[Image.Image]
+    stamped_d: list[Image.Image]
+    clean_t: list[Image.Image]
+    stamped_t: list[Image.Image]
 
-    def forged_row(attack: str, patterns: Sequence[np.ndarray], psnr_db: float, **params) -> dict:
+    @property
+    def arr_t(self) -> list[np.ndarray]:
+        return [np.asarray(im) for im in self.clean_t]
+
+    @property
+    def arr_st(self) -> list[np.ndarray]:
+        return [np.asarray(im) for im in self.stamped_t]
+
+    def forged_row(self, attack: str, patterns: Sequence[np.ndarray], psnr_db: float, **params: Any) -> dict:
+        """Add each pattern to its held-out clean photo at ``psnr_db`` and scan the forgeries."""
         forged, ps = [], []
-        for a, pat in zip(arr_t, patterns):
+        for a, pat in zip(self.arr_t, patterns):
             out, p = add_at_psnr(a, pat, psnr_db)
             forged.append(Image.fromarray(out))
             ps.append(p)
-        return _row(attack, "forging", stamper.scan_batch(forged), ps, psnr_target=psnr_db, **params)
+        return _row(attack, "forging", self.stamper.scan_batch(forged), ps, psnr_target=psnr_db, **params)
 
-    step("grating forgeries")
-    rng = np.random.default_rng(settings.seed)
+
+def _grating_like(a: np.ndarray, cycles: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A grating the size of picture ``a`` at a random phase, (H,W,1)."""
+    h, w = a.shape[:2]
+    return grating(h, w, cycles, float(rng.uniform(0, 2 * np.pi)))[..., None]
+
+
+def _grating_rows(scene: _Scene, settings: ForgerySettings, rng: np.random.Generator) -> list[dict]:
+    """Grating forgeries: each given and each set frequency, one drawn from the set per photo,
+    and white noise at the same PSNR (the control)."""
+    rows = []
+    arr_t = scene.arr_t
     for psnr_db in settings.psnrs:
         for cycles in list(settings.gratings) + [c for c in settings.grating_set if c not in settings.gratings]:
-            pats = [grating(*a.shape[:2], cycles, float(rng.uniform(0, 2 * np.pi)))[..., None] for a in arr_t]
-            rows.append(forged_row("grating", pats, psnr_db, cycles=_fmt_cycles(cycles),
-                                   chosen="given" if cycles in settings.gratings else "set"))
+            pats = [_grating_like(a, cycles, rng) for a in arr_t]
+            chosen = "given" if cycles in settings.gratings else "set"
+            rows.append(scene.forged_row("grating", pats, psnr_db, cycles=_fmt_cycles(cycles), chosen=chosen))
         drawn = [settings.grating_set[int(rng.integers(0, len(settings.grating_set)))] for _ in arr_t]
-        pats = [grating(*a.shape[:2], c, float(rng.uniform(0, 2 * np.pi)))[..., None] for a, c in zip(arr_t, drawn)]
-        rows.append(forged_row("grating", pats, psnr_db, cycles="random from the set", chosen="random"))
+        pats = [_grating_like(a, c, rng) for a, c in zip(arr_t, drawn)]
+        rows.append(scene.forged_row("grating", pats, psnr_db, cycles="random from the set", chosen="random"))
         pats = [rng.normal(size=a.shape).astype(np.float32) for a in arr_t]
-        rows.append(forged_row("white noise (control)", pats, psnr_db))
+        rows.append(scene.forged_row("white noise (control)", pats, psnr_db))
+    return rows
 
-    step("residuals (" + ", ".join(settings.denoisers) + ")")
-    size = settings.common_size
-    resid: dict[str, dict[str, list[np.ndarray]]] = {}
-    notes: list[str] = []
-    shares: dict[str, list[float]] = {}
 
-    def keep(kind: str, group: str, r: np.ndarray) -> None:
-        resid.setdefault(kind, {}).setdefault(group, []).append(resize_planes(r, (size, size)))
-        shares.setdefault(f"{kind}:{group}", []).append(power_share(luma(r), settings.top_k))
+@dataclass
+class _Residuals:
+    """Residuals squashed to the common size, by kind ('stamp', 'gaussian@full', ...) and group
+    ('stamped', 'clean'), with their power shares; ``denoisers``: the kinds that could be made."""
 
-    for c_img, s_img in zip(clean_d + clean_t, stamped_d + stamped_t):
-        keep("stamp", "stamped", np.asarray(s_img, np.float32) - np.asarray(c_img, np.float32))
-    denoisers = []  # estimates that could be made: "gaussian@full", "nlm@256", ...
+    planes: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
+    shares: dict[str, list[float]] = field(default_factory=dict)
+    denoisers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def keep(self, kind: str, group: str, r: np.ndarray, size: int, top_k: int) -> None:
+        self.planes.setdefault(kind, {}).setdefault(group, []).append(resize_planes(r, (size, size)))
+        self.shares.setdefault(f"{kind}:{group}", []).append(power_share(luma(r), top_k))
+
+    def drop(self, kind: str) -> None:
+        self.planes.pop(kind, None)
+        self.shares.pop(f"{kind}:stamped", None)
+        self.shares.pop(f"{kind}:clean", None)
+
+
+def _residuals(scene: _Scene, settings: ForgerySettings) -> _Residuals:
+    """The true stamps of every photo, and each denoiser's residuals of the donors (stamped and
+    clean), at full resolution and/or at the common size."""
+    size, top_k = settings.common_size, settings.top_k
+    res = _Residuals()
+    for c_img, s_img in zip(scene.clean_d + scene.clean_t, scene.stamped_d + scene.stamped_t):
+        res.keep("stamp", "stamped", np.asarray(s_img, np.float32) - np.asarray(c_img, np.float32), size, top_k)
     for name in settings.denoisers:
         fn = DENOISERS[name]
         for at in settings.residual_at:
             kind = f"{name}@{'full' if at == 'full' else size}"
             try:
-                for c_img, s_img in zip(clean_d, stamped_d):
+                for c_img, s_img in zip(scene.clean_d, scene.stamped_d):
                     for group, img in (("stamped", s_img), ("clean", c_img)):
                         x = np.asarray(img, np.float32)
-                        keep(kind, group, noise_residual(x if at == "full" else resize_planes(x, (size, size)), fn))
-                denoisers.append(kind)
+                        r = noise_residual(x if at == "full" else resize_planes(x, (size, size)), fn)
+                        res.keep(kind, group, r, size, top_k)
+                res.denoisers.append(kind)
             except DenoiserUnavailable as exc:
-                resid.pop(kind, None)
-                shares.pop(f"{kind}:stamped", None)
-                shares.pop(f"{kind}:clean", None)
-                notes.append(f"{kind} residuals skipped: {exc}")
-    n_d = len(donors)
+                res.drop(kind)
+                res.notes.append(f"{kind} residuals skipped: {exc}")
+    return res
 
-    step("averaged-residual forgeries")
-    estimates = {}
-    for name in denoisers:
-        estimates[name] = np.mean(resid[name]["stamped"], axis=0)
-        control = np.mean(resid[name]["clean"], axis=0)
+
+def _averaged_rows(
+    scene: _Scene, res: _Residuals, settings: ForgerySettings, rng: np.random.Generator
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Averaged-residual forgeries beside the clean-residual control, the averaged true stamp
+    (the oracle) and a grating at each estimate's strongest frequency; returns (rows, estimates)."""
+    rows, estimates = [], {}
+    n_d, arr_t = len(scene.clean_d), scene.arr_t
+    for name in res.denoisers:
+        estimates[name] = np.mean(res.planes[name]["stamped"], axis=0)
+        control = np.mean(res.planes[name]["clean"], axis=0)
         for psnr_db in settings.psnrs:
-            for label, avg in ((f"averaged residual ({name})", estimates[name]),
-                               (f"averaged residual of clean photos ({name}, control)", control)):
+            for label, avg in (
+                (f"averaged residual ({name})", estimates[name]),
+                (f"averaged residual of clean photos ({name}, control)", control),
+            ):
                 pats = [resize_planes(avg, a.shape[:2]) for a in arr_t]
-                rows.append(forged_row(label, pats, psnr_db, n_donors=n_d))
-    oracle = np.mean(resid["stamp"]["stamped"][:n_d], axis=0)
+                rows.append(scene.forged_row(label, pats, psnr_db, n_donors=n_d))
+    oracle = np.mean(res.planes["stamp"]["stamped"][:n_d], axis=0)
     for psnr_db in settings.psnrs:
         pats = [resize_planes(oracle, a.shape[:2]) for a in arr_t]
-        rows.append(forged_row("averaged true stamp (oracle)", pats, psnr_db, n_donors=n_d))
-    for name in denoisers:  # the grating at the estimate's strongest frequency
+        rows.append(scene.forged_row("averaged true stamp (oracle)", pats, psnr_db, n_donors=n_d))
+    for name in res.denoisers:  # the grating at the estimate's strongest frequency
         peak = top_bins(luma(estimates[name]), 1)[0]
         for psnr_db in settings.psnrs:
-            pats = [grating(*a.shape[:2], peak, float(rng.uniform(0, 2 * np.pi)))[..., None] for a in arr_t]
-            rows.append(forged_row(f"grating at the estimate's peak ({name})", pats, psnr_db,
-                                   cycles=_fmt_cycles(peak)))
+            pats = [_grating_like(a, peak, rng) for a in arr_t]
+            label = f"grating at the estimate's peak ({name})"
+            rows.append(scene.forged_row(label, pats, psnr_db, cycles=_fmt_cycles(peak)))
+    return rows, estimates
 
-    step("notch removal")
-    estimated_bins = {}
-    for name in denoisers:
-        ranked = top_bins(luma(estimates[name]), max(settings.notch_bins), settings.notch_min_cycles)
+
+def _notch_rows(
+    scene: _Scene, estimates: dict[str, np.ndarray], settings: ForgerySettings, rng: np.random.Generator
+) -> tuple[list[dict], dict[str, list[str]]]:
+    """Notch removal at each estimate's strongest bins beside a notch at random bins of the same
+    radii; returns (rows, the estimated bins by denoiser)."""
+    rows, estimated_bins = [], {}
+    arr_st, arr_t = scene.arr_st, scene.arr_t
+    for name, estimate in estimates.items():
+        ranked = top_bins(luma(estimate), max(settings.notch_bins), settings.notch_min_cycles)
         estimated_bins[name] = [_fmt_cycles(b) for b in ranked]
         for k in settings.notch_bins:
             bins = ranked[:k]
@@ -494,28 +548,94 @@ def run_forgery(stamper, files: Sequence[Path], out_dir: Path, settings: Forgery
                     notched.append(Image.fromarray(out))
                     p_st.append(psnr(out, a_s))
                     p_cl.append(psnr(out, a_c))
-                row = _row(label, "removal", stamper.scan_batch(notched), p_st, bins=len(bb),
-                           radius=settings.notch_radius, mean_psnr_vs_clean=float(np.mean(p_cl)))
-                rows.append(row)
+                scans = scene.stamper.scan_batch(notched)
+                rows.append(
+                    _row(
+                        label,
+                        "removal",
+                        scans,
+                        p_st,
+                        bins=len(bb),
+                        radius=settings.notch_radius,
+                        mean_psnr_vs_clean=float(np.mean(p_cl)),
+                    )
+                )
+    return rows, estimated_bins
 
-    step("residual statistics")
+
+def _residual_stats(res: _Residuals, top_k: int) -> dict[str, dict[str, Any]]:
+    """Power shares and cosines of each kind and group of residuals."""
     stats = {}
-    for kind, groups in resid.items():
+    for kind, groups in res.planes.items():
         for group, planes in groups.items():
             key = f"{kind}:{group}"
-            sh = np.array(shares[key])
-            stats[key] = {"n": len(planes), "top_k": settings.top_k, "power_share_mean": float(sh.mean()),
-                          "power_share_min": float(sh.min()), "power_share_max": float(sh.max()),
-                          **residual_cosines([luma(p) for p in planes])}
-    summary = {
-        "model": stamper.card.name, "threshold": stamper.card.threshold(), "n_donors": n_d,
-        "n_targets": len(targets), "donors": [n for n, _ in donors], "targets": [n for n, _ in targets],
-        "failed": failed, "notes": notes, "settings": asdict(settings), "results": rows,
-        "estimated_bins": estimated_bins, "residual_stats": stats,
-        "method": __doc__.strip().split("\n\n", 1)[1].replace("\n", " "),
-    }
+            sh = np.array(res.shares[key])
+            stats[key] = {
+                "n": len(planes),
+                "top_k": top_k,
+                "power_share_mean": float(sh.mean()),
+                "power_share_min": float(sh.min()),
+                "power_share_max": float(sh.max()),
+                **residual_cosines([luma(p) for p in planes]),
+            }
+    return stats
+
+
+def run_forgery(
+    stamper: Any,
+    files: Sequence[Path],
+    out_dir: Path,
+    settings: ForgerySettings,
+    donor_files: Sequence[Path] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Measure the three model-free attacks and the residual statistics for ``stamper``.
+
+    The first ``n_donors`` readable photos of ``files`` (or ``donor_files``) are stamped and give
+    the residuals; the others (at most ``max_targets``) are the held-out photos the forgeries are
+    added to, and whose stamped copies are notched. Writes ``forgery.json`` and ``forgery.md``;
+    ``log`` hears the name of each stage as it starts.
+    """
     from ..imageio import atomic_write_bytes
 
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    step = log if log is not None else (lambda _: None)
+    failed: list[str] = []
+    donors, targets = _split_photos(files, donor_files, settings, failed)
+    step(f"stamping {len(donors)} donor and {len(targets)} held-out photos")
+    clean_d, clean_t = [im for _, im in donors], [im for _, im in targets]
+    scene = _Scene(stamper, clean_d, stamper.protect_batch(clean_d), clean_t, stamper.protect_batch(clean_t))
+    step("scanning the unattacked photos")
+    rows = [
+        _row("none", "forging", stamper.scan_batch(clean_t)),
+        _row("none", "removal", stamper.scan_batch(scene.stamped_t)),
+    ]
+    step("grating forgeries")
+    rng = np.random.default_rng(settings.seed)
+    rows += _grating_rows(scene, settings, rng)
+    step("residuals (" + ", ".join(settings.denoisers) + ")")
+    res = _residuals(scene, settings)
+    step("averaged-residual forgeries")
+    averaged, estimates = _averaged_rows(scene, res, settings, rng)
+    step("notch removal")
+    notched, estimated_bins = _notch_rows(scene, estimates, settings, rng)
+    step("residual statistics")
+    summary = {
+        "model": stamper.card.name,
+        "threshold": stamper.card.threshold(),
+        "n_donors": len(donors),
+        "n_targets": len(targets),
+        "donors": [n for n, _ in donors],
+        "targets": [n for n, _ in targets],
+        "failed": failed,
+        "notes": res.notes,
+        "settings": asdict(settings),
+        "results": rows + averaged + notched,
+        "estimated_bins": estimated_bins,
+        "residual_stats": _residual_stats(res, settings.top_k),
+        "method": METHOD,
+    }
     atomic_write_bytes(out_dir / "forgery.json", (json.dumps(summary, indent=2) + "\n").encode())
     atomic_write_bytes(out_dir / "forgery.md", forgery_markdown(summary).encode())
     return summary
@@ -529,34 +649,56 @@ def _f(v: object, digits: int = 3) -> str:
 
 def forgery_markdown(summary: dict) -> str:
     """The forgery report: one table of attacks, one of residual statistics."""
-    lines = [f"# Model-free forgery and removal: {summary['model']}", "",
-             (f"{summary['n_donors']} stamped donor photos give the residuals; {summary['n_targets']} held-out "
-             f"photos receive the forgeries (clean) or the notch (stamped). Threshold {summary['threshold']:.3f} "
-             "(the card's calibrated operating point). *rate*: share flagged as stamped (forging: higher is worse; "
-             "removal: share still detected, lower is worse)."), "",
-             "| attack | goal | parameters | flagged | rate | PSNR (mean / min) | mean score |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Model-free forgery and removal: {summary['model']}",
+        "",
+        (
+            f"{summary['n_donors']} stamped donor photos give the residuals; {summary['n_targets']} held-out "
+            f"photos receive the forgeries (clean) or the notch (stamped). Threshold {summary['threshold']:.3f} "
+            "(the card's calibrated operating point). *rate*: share flagged as stamped (forging: higher is worse; "
+            "removal: share still detected, lower is worse)."
+        ),
+        "",
+        "| attack | goal | parameters | flagged | rate | PSNR (mean / min) | mean score |",
+        "|---|---|---|---|---|---|---|",
+    ]
     skip = {"attack", "goal", "n", "flagged", "rate", "mean_score", "mean_psnr", "min_psnr", "chosen"}
     for r in summary["results"]:
         params = ", ".join(f"{k} {_f(v, 1)}" for k, v in r.items() if k not in skip)
         ps = f"{_f(r.get('mean_psnr'), 1)} / {_f(r.get('min_psnr'), 1)}" if "mean_psnr" in r else "-"
-        lines.append(f"| {r['attack']} | {r['goal']} | {params} | {r['flagged']}/{r['n']} | {_f(r['rate'])} | {ps} | "
-                     f"{_f(r['mean_score'], 2)} |")
-    lines += ["", "## Residual statistics", "",
-              ("*stamp*: stamped minus clean photo (the defender's view); *gaussian*/*nlm*: photo minus its denoised "
-              "copy (the attacker's view), of stamped and, as a baseline, clean photos. Power share: of a residual's "
-              "luma power in its strongest FFT bins; cosines between luma residuals squashed to a common size."), "",
-              ("| residual | photos | power share in top bins (mean, min-max) | mean pairwise cosine | "
-              "cosine with the mean of the others (mean, min) |"), "|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['attack']} | {r['goal']} | {params} | {r['flagged']}/{r['n']} | {_f(r['rate'])} | {ps} | "
+            f"{_f(r['mean_score'], 2)} |"
+        )
+    lines += [
+        "",
+        "## Residual statistics",
+        "",
+        (
+            "*stamp*: stamped minus clean photo (the defender's view); *gaussian*/*nlm*: photo minus its denoised "
+            "copy (the attacker's view), of stamped and, as a baseline, clean photos. Power share: of a residual's "
+            "luma power in its strongest FFT bins; cosines between luma residuals squashed to a common size."
+        ),
+        "",
+        (
+            "| residual | photos | power share in top bins (mean, min-max) | mean pairwise cosine | "
+            "cosine with the mean of the others (mean, min) |"
+        ),
+        "|---|---|---|---|---|",
+    ]
     for key, s in summary["residual_stats"].items():
-        lines.append(f"| {key} | {s['n']} | {_f(s['power_share_mean'])} ({_f(s['power_share_min'])}-"
-                     f"{_f(s['power_share_max'])}), top {s['top_k']} | {_f(s['mean_pairwise_cosine'])} | "
-                     f"{_f(s['loo_cosine_mean'])}, {_f(s['loo_cosine_min'])} |")
+        lines.append(
+            f"| {key} | {s['n']} | {_f(s['power_share_mean'])} ({_f(s['power_share_min'])}-"
+            f"{_f(s['power_share_max'])}), top {s['top_k']} | {_f(s['mean_pairwise_cosine'])} | "
+            f"{_f(s['loo_cosine_mean'])}, {_f(s['loo_cosine_min'])} |"
+        )
     for key, bins in summary["estimated_bins"].items():
         lines.append("")
-        lines.append(f"Strongest bins of the averaged residual ({key}), whitened, from "
-                     f"{summary['settings']['notch_min_cycles']:g} cycles: {', '.join(bins[:20])}"
-                     + (" ..." if len(bins) > 20 else ""))
+        lines.append(
+            f"Strongest bins of the averaged residual ({key}), whitened, from "
+            f"{summary['settings']['notch_min_cycles']:g} cycles: {', '.join(bins[:20])}"
+            + (" ..." if len(bins) > 20 else "")
+        )
     for note in summary["notes"]:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,13 @@
-"""``deepraft attack``: removal and forging attacks over a grid of budgets, as a table."""
+"""``deepraft attack``: adversarial removal and forging attacks (an attacker's, not the evaluation's
+benign edits nor training's augmentations) over a grid of budgets, as a table."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -34,13 +36,22 @@ class AttackSettings:
     seed: int = 0
 
     @classmethod
-    def quick(cls) -> "AttackSettings":
-        return cls(attacks=("apgd-ce",), goals=("removal",), linf_eps=(2, 8), l2_eps=(), steps=10, eot=2,
-                   smooth_n=50, max_photos=4)
+    def quick(cls) -> AttackSettings:
+        return cls(
+            attacks=("apgd-ce",),
+            goals=("removal",),
+            linf_eps=(2, 8),
+            l2_eps=(),
+            steps=10,
+            eot=2,
+            smooth_n=50,
+            max_photos=4,
+        )
 
 
-def check_attack_breaks_base(score_fn, stamped: torch.Tensor, threshold: float,
-                             eps_255: tuple[float, ...] = (8, 32), max_robust: float = 0.1) -> dict:
+def check_attack_breaks_base(
+    score_fn, stamped: torch.Tensor, threshold: float, eps_255: tuple[float, ...] = (8, 32), max_robust: float = 0.1
+) -> dict:
     """APGD-CE must remove the stamp from nearly every image for the undefended (noise-free)
     scanner, at 8/255 (a plain model) or at the latest at 32/255 (a model whose stamp is strong
     enough to resist small budgets even without its smoothing); if not, the attack is broken
@@ -52,12 +63,63 @@ def check_attack_breaks_base(score_fn, stamped: torch.Tensor, threshold: float,
         tried.append({"eps_255": e, "robust_accuracy": r.robust_accuracy})
         if r.robust_accuracy <= max_robust:
             return {"check": "apgd-ce removal on the undefended (noise-free) scanner", "tried": tried}
-    raise AttackSanityError(f"APGD-CE left {r.robust_accuracy:.0%} of stamps on the undefended scanner even at "
-                            f"{eps_255[-1]:g}/255 (expected <= {max_robust:.0%}): the attack is not working")
+    raise AttackSanityError(
+        f"APGD-CE left {r.robust_accuracy:.0%} of stamps on the undefended scanner even at "
+        f"{eps_255[-1]:g}/255 (expected <= {max_robust:.0%}): the attack is not working"
+    )
 
 
-def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackSettings,
-                progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+@dataclass(frozen=True)
+class _Target:
+    """What the attacks aim at: the score they follow, the smoothing they add themselves, and how
+    the summary names it."""
+
+    score_fn: Callable[[torch.Tensor], torch.Tensor]
+    sigma: float
+    attack_sigma: float
+    mode: str
+    description: str
+
+
+def attack_target(stamper: Any, settings: AttackSettings) -> _Target:
+    """The deployed decision when the model averages its scanner over fixed noise draws (and no
+    sigma is asked for); otherwise the scanner, smoothed by Cohen's noise when sigma > 0."""
+    mcfg = stamper.card.model
+    if settings.sigma is None and mcfg.smoothing_std > 0 and mcfg.scan_draws > 0:
+        # the scanner averaged over fixed noise draws, attacked with its exact gradient (the
+        # expectation over every draw it uses: EOT without sampling error); the noise lives inside
+        # score_fn, so run_attack adds none
+        description = (
+            f"the deployed smoothed score (scanner logit averaged over {mcfg.scan_draws} fixed draws of "
+            f"N(0, {mcfg.smoothing_std:g}^2)), exact gradients"
+        )
+        return _Target(stamper.model.score, mcfg.smoothing_std, 0.0, "smoothed score", description)
+    sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
+    if sigma > 0:
+        description = (
+            f"the smoothed classifier of Cohen et al. (sigma {sigma:g}): EOT over {settings.eot} noise draws "
+            f"per gradient, judged by PREDICT with {settings.smooth_n} draws"
+        )
+        return _Target(stamper.model.scanner, sigma, sigma, "cohen", description)
+    return _Target(stamper.model.scanner, sigma, sigma, "undefended", "the scanner")
+
+
+def attack_jobs(settings: AttackSettings) -> list[tuple[str, str, str, float]]:
+    """(attack, goal, norm, eps) of every run: the L-inf budgets (eps in [0, 1] units), then L2."""
+    jobs = [(a, g, "Linf", e / 255.0) for a in settings.attacks for g in settings.goals for e in settings.linf_eps]
+    jobs += [(a, g, "L2", e) for a in settings.attacks for g in settings.goals for e in settings.l2_eps]
+    return jobs
+
+
+def run_attacks(
+    stamper: Any,
+    files: Sequence[Path],
+    out_dir: Path,
+    settings: AttackSettings,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict:
+    """Every job of :func:`attack_jobs` on the stamped (removal) or clean (forging) working copies
+    of the photos, after the sanity check; writes ``attack.json`` and the robust-accuracy plot."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
@@ -67,47 +129,60 @@ def run_attacks(stamper, files: Sequence[Path], out_dir: Path, settings: AttackS
         raise ValueError("attack: no readable photos")
     stamped = stamper.work_copies(stamper.protect_pictures(pics))
     clean = stamper.work_copies(pics)
-    mcfg = stamper.card.model
     thr = stamper.card.threshold()
-    if settings.sigma is None and mcfg.smoothing_std > 0 and mcfg.scan_draws > 0:
-        # the deployed decision: the scanner averaged over fixed noise draws, attacked with its
-        # exact gradient (the expectation over every draw it uses: EOT without sampling error);
-        # the noise lives inside score_fn, so run_attack adds none
-        score_fn, sigma, attack_sigma, mode = stamper.model.score, mcfg.smoothing_std, 0.0, "smoothed score"
-        target = (f"the deployed smoothed score (scanner logit averaged over {mcfg.scan_draws} fixed draws of "
-                  f"N(0, {mcfg.smoothing_std:g}^2)), exact gradients")
-    else:
-        score_fn = stamper.model.scanner
-        sigma = attack_sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
-        mode = "cohen" if sigma > 0 else "undefended"
-        target = (f"the smoothed classifier of Cohen et al. (sigma {sigma:g}): EOT over {settings.eot} noise draws "
-                  f"per gradient, judged by PREDICT with {settings.smooth_n} draws") if sigma > 0 else "the scanner"
+    target = attack_target(stamper, settings)
     sanity = check_attack_breaks_base(stamper.model.scanner, stamped, thr)
-    jobs = [(a, g, "Linf", e / 255.0) for a in settings.attacks for g in settings.goals for e in settings.linf_eps]
-    jobs += [(a, g, "L2", e) for a in settings.attacks for g in settings.goals for e in settings.l2_eps]
+    jobs = attack_jobs(settings)
     rows = []
     for attack, goal, norm, eps in progress(jobs) if progress else jobs:
         x = stamped if goal == "removal" else clean
         with torch.enable_grad():
-            r = run_attack(score_fn, x, goal, attack, eps, thr, norm, attack_sigma, settings.eot, settings.steps,
-                           settings.n_queries, settings.smooth_n, seed=settings.seed)
+            r = run_attack(
+                target.score_fn,
+                x,
+                goal,
+                attack,
+                eps,
+                thr,
+                norm,
+                target.attack_sigma,
+                settings.eot,
+                settings.steps,
+                settings.n_queries,
+                settings.smooth_n,
+                seed=settings.seed,
+            )
         rows.append({**asdict(r), "eps_255": round(eps * 255, 3) if norm == "Linf" else None})
-    summary = {"model": stamper.card.name, "sigma": sigma,
-               "mode": mode, "target": target, "threshold": thr, "n_photos": len(pics), "failed": failed,
-               "settings": asdict(settings), "sanity": sanity, "results": rows,
-               "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy"}
+    summary = {
+        "model": stamper.card.name,
+        "sigma": target.sigma,
+        "mode": target.mode,
+        "target": target.description,
+        "threshold": thr,
+        "n_photos": len(pics),
+        "failed": failed,
+        "settings": asdict(settings),
+        "sanity": sanity,
+        "results": rows,
+        "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy",
+    }
     atomic_write_bytes(out_dir / "attack.json", (json.dumps(summary, indent=2) + "\n").encode())
     plot_robust(out_dir, summary)
     return summary
 
 
 def plot_robust(out_dir: Path, summary: dict) -> Path:
-    from ..eval.plots import line_plot
+    from ..plotting import line_plot
 
     series: dict[str, list[tuple[float, float]]] = {}
     for r in summary["results"]:
         if r["norm"] == "Linf":
             series.setdefault(f"{r['attack']} {r['goal']}", []).append((r["eps_255"], r["robust_accuracy"]))
     curves = {k: ([p[0] for p in sorted(v)], [p[1] for p in sorted(v)]) for k, v in series.items()}
-    return line_plot(Path(out_dir) / "robust_accuracy.png", curves, "L-inf budget (x/255)", "robust accuracy",
-                     f"robust accuracy vs budget ({summary['mode']}, sigma {summary['sigma']:g})")
+    return line_plot(
+        Path(out_dir) / "robust_accuracy.png",
+        curves,
+        "L-inf budget (x/255)",
+        "robust accuracy",
+        f"robust accuracy vs budget ({summary['mode']}, sigma {summary['sigma']:g})",
+    )
