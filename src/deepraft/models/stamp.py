@@ -32,7 +32,7 @@ class StampModel(nn.Module):
         if cfg.residual_activation == "tanh":
             r = torch.tanh(r)
         elif cfg.residual_activation == "unit_tanh":
-            r = torch.tanh(r / r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt())
+            r = torch.tanh(r / r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-20).sqrt())
         elif cfg.residual_activation != "none":
             raise ValueError(f"unknown residual_activation {cfg.residual_activation!r}")
         if cfg.residual_blur > 0:
