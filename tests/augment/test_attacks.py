@@ -76,8 +76,17 @@ def test_attack_layer_stochastic_concatenation_and_replay():
 
 
 def test_attack_layer_always_ops_come_first_on_every_step():
-    layer = AttackLayer(AugmentConfig(enabled=True, aug_start=0, aug_end=1, max_ops=2, p_clean=0.0, always=["crop"],
-                                      names=["rotate", "noise", "jpeg"]))
+    layer = AttackLayer(
+        AugmentConfig(
+            enabled=True,
+            aug_start=0,
+            aug_end=1,
+            max_ops=2,
+            p_clean=0.0,
+            always=["crop"],
+            names=["rotate", "noise", "jpeg"],
+        )
+    )
     x = torch.rand(3, 3, 32, 32)
     lengths = set()
     for seed in range(10):

@@ -44,8 +44,9 @@ def test_unknown_names_are_clear():
 
 @pytest.mark.parametrize("size", [(64, 64), (64, 256), (300, 75), (37, 129)])
 def test_stamp_keeps_size_and_hits_psnr(size):
-    model = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=35.0,
-                                    mask="texture"))
+    model = build_model(
+        ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=35.0, mask="texture")
+    )
     x = torch.rand(2, 3, *size) * 0.8 + 0.1
     y = model.stamp(x)
     assert y.shape == x.shape
@@ -112,8 +113,15 @@ def test_strip_upsampler_matches_interpolate(out_size):
 
 
 def test_luma_only_and_crest_limit():
-    cfg = ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=30.0, luma_only=True,
-                      crest_factor=2.0, mask="texture")
+    cfg = ModelConfig(
+        encoder="unet_tiny",
+        scanner="convnet_tiny",
+        work_size=32,
+        psnr_target=30.0,
+        luma_only=True,
+        crest_factor=2.0,
+        mask="texture",
+    )
     model = build_model(cfg)
     x = torch.rand(2, 3, 32, 32)
     r = model.residual(x)
@@ -132,6 +140,7 @@ def test_luma_only_and_crest_limit():
 def test_residual_blur_band_limits_the_stamp():
     """With residual_blur the stamp has almost no energy near the Nyquist frequency of the
     working copy, so resampling the scanner's grid (any crop or resize) cannot alias it away."""
+
     def high_freq_share(r):
         spec = torch.fft.rfft2(r[:, 0]).abs().pow(2)
         fy = torch.fft.fftfreq(r.shape[-2]).abs().view(-1, 1)
@@ -140,7 +149,7 @@ def test_residual_blur_band_limits_the_stamp():
 
     torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 32)
-    base = dict(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, psnr_target=35.0, luma_only=True)
+    base = {"encoder": "unet_tiny", "scanner": "convnet_tiny", "work_size": 32, "psnr_target": 35.0, "luma_only": True}
     sharp = build_model(ModelConfig(**base))
     blurred = build_model(ModelConfig(**base, residual_blur=1.0))
     blurred.load_state_dict(sharp.state_dict())
@@ -189,9 +198,21 @@ def test_absolute_texture_mask_is_small_on_flat_areas():
 
 
 def test_area_model_stamps_without_a_fixed_pattern_and_keeps_flat_areas_clean():
-    cfg = ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, work_mode="area",
-                      psnr_target=40.0, psnr_mode="cap", residual_activation="tanh", mask="texture",
-                      mask_power=1.0, mask_window=5, mask_floor=0.004, mask_gain=0.25, luma_only=True)
+    cfg = ModelConfig(
+        encoder="unet_fc_tiny",
+        scanner="mapnet_tiny",
+        work_size=32,
+        work_mode="area",
+        psnr_target=40.0,
+        psnr_mode="cap",
+        residual_activation="tanh",
+        mask="texture",
+        mask_power=1.0,
+        mask_window=5,
+        mask_floor=0.004,
+        mask_gain=0.25,
+        luma_only=True,
+    )
     model = build_model(cfg)
     x = torch.full((1, 3, 48, 96), 0.5)
     x[..., 48:] = torch.rand(1, 3, 48, 48)
@@ -219,8 +240,11 @@ def test_training_forward_forges_negatives_from_other_stamps():
     x = torch.zeros(3, 3, 8, 8)
     r = torch.stack([torch.full((3, 8, 8), v) for v in (0.1, 0.2, 0.3)])
     pattern = torch.ones(3, 1, 8, 8)
-    neg = {"swap": torch.tensor([True, False, False]), "use_pattern": torch.tensor([False, True, False]),
-           "pattern": pattern}
+    neg = {
+        "swap": torch.tensor([True, False, False]),
+        "use_pattern": torch.tensor([False, True, False]),
+        "pattern": pattern,
+    }
     y = forge(x, r, neg)
     assert torch.allclose(y[0], torch.full((3, 8, 8), 0.3))  # the previous picture's stamp (roll)
     assert torch.allclose(y[1], torch.full((3, 8, 8), 0.2))  # a pattern at its own stamp's RMS
@@ -251,8 +275,16 @@ def test_low_pass_matches_kornia_and_high_pass_removes_the_mean():
 
 
 def test_unit_tanh_stamp_does_not_depend_on_the_encoders_scale():
-    cfg = ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, work_mode="area",
-                      psnr_target=None, residual_activation="unit_tanh", residual_highpass=2.0, luma_only=True)
+    cfg = ModelConfig(
+        encoder="unet_fc_tiny",
+        scanner="mapnet_tiny",
+        work_size=32,
+        work_mode="area",
+        psnr_target=None,
+        residual_activation="unit_tanh",
+        residual_highpass=2.0,
+        luma_only=True,
+    )
     model = build_model(cfg)
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -263,5 +295,6 @@ def test_unit_tanh_stamp_does_not_depend_on_the_encoders_scale():
     assert torch.allclose(r, quiet, atol=1e-4)
     assert r.abs().max() <= 1.0 and float(r.pow(2).mean().sqrt()) > 0.2
     with pytest.raises(ValueError, match="unknown residual_activation"):
-        build_model(ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32,
-                                residual_activation="relu")).residual(torch.rand(1, 3, 32, 32))
+        build_model(
+            ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, residual_activation="relu")
+        ).residual(torch.rand(1, 3, 32, 32))

@@ -17,8 +17,16 @@ def test_stamp_boost_fades_linearly_in_decibels():
 
 
 def test_boost_strengthens_the_stamp_by_its_decibels():
-    model = build_model(ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, work_mode="area",
-                                    psnr_target=45.0, psnr_mode="exact"))
+    model = build_model(
+        ModelConfig(
+            encoder="unet_fc_tiny",
+            scanner="mapnet_tiny",
+            work_size=32,
+            work_mode="area",
+            psnr_target=45.0,
+            psnr_mode="exact",
+        )
+    )
     x = torch.rand(2, 3, 32, 32) * 0.5 + 0.25
     with torch.no_grad():
         plain = Fn.psnr(model.stamp(x), x)

@@ -10,8 +10,9 @@ returns a record from which the exact same attacks can be replayed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -37,8 +38,9 @@ class Attack:
     max_strength: float
     """Size of the full-strength range (meaning depends on the attack; see ATTACKS)."""
 
-    def sample(self, n: int, size: tuple[int, int], strength: float, g: torch.Generator,
-               max_strength: float | None = None) -> Params:
+    def sample(
+        self, n: int, size: tuple[int, int], strength: float, g: torch.Generator, max_strength: float | None = None
+    ) -> Params:
         m = self.max_strength if max_strength is None else max_strength
         return self.sampler(n, size, float(strength), m, g)
 
@@ -213,7 +215,7 @@ class AttackLayer:
         return replay(x, record, jpeg_mode=self.cfg.jpeg_mode)
 
     def __call__(self, x: torch.Tensor, step: int, g: torch.Generator) -> tuple[torch.Tensor, AttackRecord]:
-        record = self.sample(x.shape[0], tuple(x.shape[-2:]), step, g)
+        record = self.sample(x.shape[0], (x.shape[-2], x.shape[-1]), step, g)
         return self.apply(x, record), record
 
 
@@ -229,8 +231,9 @@ def replay(x: torch.Tensor, record: AttackRecord, jpeg_mode: str = "real_ste") -
     return y
 
 
-def sample_negatives(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator,
-                     strength: float = 1.0) -> dict[str, torch.Tensor] | None:
+def sample_negatives(
+    n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator, strength: float = 1.0
+) -> dict[str, torch.Tensor] | None:
     """Which clean samples of a batch become forgeries (see ``StampModel.forward``): ``swap``
     (another picture's stamp) with probability ``p_swap * strength``, else ``use_pattern`` with
     probability ``p_pattern * strength``: a unit-RMS grating of random frequency, direction and
@@ -244,12 +247,16 @@ def sample_negatives(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch
     swap = u < p_swap
     use = (~swap) & (u < p_swap + p_pattern)
     h, w = size
-    grat = AF.grating(n, h, w, _uniform(n, 4.0, 0.4 * max(h, w), g), _uniform(n, 0.0, math.pi, g),
-                      _uniform(n, 0.0, 2 * math.pi, g))
+    grat = AF.grating(
+        n, h, w, _uniform(n, 4.0, 0.4 * max(h, w), g), _uniform(n, 0.0, math.pi, g), _uniform(n, 0.0, 2 * math.pi, g)
+    )
     noise = torch.randn(n, 1, h, w, generator=g)
     noise = AF.gaussian_blur(noise, _uniform(n, 0.5, 2.5, g))
     noise = noise / noise.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
     pick = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1)
     pattern = torch.where(pick, grat, noise)
-    return {"swap": swap, "use_pattern": use,
-            "pattern": pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()}
+    return {
+        "swap": swap,
+        "use_pattern": use,
+        "pattern": pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt(),
+    }

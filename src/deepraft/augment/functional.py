@@ -61,14 +61,19 @@ def resize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         if s >= 0.999:
             out.append(x[i : i + 1])
             continue
-        small = F.interpolate(x[i : i + 1], size=(max(8, round(h * s)), max(8, round(w * s))),
-                              mode="bilinear", align_corners=False, antialias=True)
+        small = F.interpolate(
+            x[i : i + 1],
+            size=(max(8, round(h * s)), max(8, round(w * s))),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         out.append(F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False))
     return torch.cat(out)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def hue_shift(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
@@ -79,14 +84,16 @@ def hue_shift(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
     from_yiq = torch.linalg.inv(to_yiq)
     zero, one = torch.zeros_like(cos), torch.ones_like(cos)
-    rot = torch.cat([torch.cat([one, zero, zero], 2), torch.cat([zero, cos, -sin], 2),
-                     torch.cat([zero, sin, cos], 2)], 1)
+    rot = torch.cat(
+        [torch.cat([one, zero, zero], 2), torch.cat([zero, cos, -sin], 2), torch.cat([zero, sin, cos], 2)], 1
+    )
     m = from_yiq @ rot @ to_yiq
     return torch.einsum("bij,bjhw->bihw", m, x)
 
 
-def color(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
-          saturation: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
+def color(
+    x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor, hue: torch.Tensor
+) -> torch.Tensor:
     """Colour jitter with torchvision's definitions: multiplicative brightness, contrast and
     saturation as blends with the mean grey / the grey image, and a hue shift in turns, all (B,)."""
     y = (x * _per_sample(brightness, x)).clamp(0, 1)
@@ -175,8 +182,14 @@ def d4(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
-def affine(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, aspect: torch.Tensor,
-           shift: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+def affine(
+    x: torch.Tensor,
+    angle: torch.Tensor,
+    scale: torch.Tensor,
+    aspect: torch.Tensor,
+    shift: torch.Tensor,
+    fill: torch.Tensor,
+) -> torch.Tensor:
     """Rotate by ``angle`` degrees, scale by ``scale`` (> 1 zooms in: a crop; < 1 shrinks the
     picture inside the frame: a border), stretch by ``aspect`` (width / height factor), move by
     ``shift`` (B,2) fractions of the size, all (B,); uncovered areas take the colour ``fill``
@@ -228,14 +241,19 @@ def occlude(x: torch.Tensor, boxes: torch.Tensor, colors: torch.Tensor) -> torch
     out = x
     for k in range(b.shape[1]):
         x0, y0, bw, bh = (b[:, k, j].view(-1, 1, 1, 1) for j in range(4))
-        inside = ((xs.view(1, 1, 1, w) >= x0) & (xs.view(1, 1, 1, w) < x0 + bw)
-                  & (ys.view(1, 1, h, 1) >= y0) & (ys.view(1, 1, h, 1) < y0 + bh))
+        inside = (
+            (xs.view(1, 1, 1, w) >= x0)
+            & (xs.view(1, 1, 1, w) < x0 + bw)
+            & (ys.view(1, 1, h, 1) >= y0)
+            & (ys.view(1, 1, h, 1) < y0 + bh)
+        )
         out = torch.where(inside, colors[:, k].to(x).view(-1, 3, 1, 1), out)
     return out
 
 
-def grating(n: int, height: int, width: int, cycles: torch.Tensor, angle: torch.Tensor,
-            phase: torch.Tensor) -> torch.Tensor:
+def grating(
+    n: int, height: int, width: int, cycles: torch.Tensor, angle: torch.Tensor, phase: torch.Tensor
+) -> torch.Tensor:
     """(n,1,H,W) unit-RMS sinusoidal gratings: ``cycles`` per longer side, along
     direction ``angle`` (radians), ``phase`` (radians), all (n,)."""
     ys = torch.arange(height, dtype=torch.float32).view(1, height, 1) / max(height, width)

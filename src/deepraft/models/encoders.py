@@ -23,8 +23,13 @@ class UNetEncoder(nn.Module):
     (``bias``) that gives the stamp a content-independent component the scanner can lock onto
     quickly. The overall strength is set outside (``ModelConfig.psnr_target``)."""
 
-    def __init__(self, channels: tuple[int, ...] = (24, 48, 96), work_size: int = 128, stem_stride: int = 1,
-                 learned_pattern: bool = True) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (24, 48, 96),
+        work_size: int = 128,
+        stem_stride: int = 1,
+        learned_pattern: bool = True,
+    ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         self.stem_stride = int(stem_stride)
@@ -58,7 +63,7 @@ class UNetEncoder(nn.Module):
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.bias is None:
             return out
-        bias = self.bias
+        bias: torch.Tensor = self.bias
         if bias.shape[-2:] != x.shape[-2:]:
             bias = F.interpolate(bias, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return out + bias

@@ -7,7 +7,6 @@ import math
 import torch
 from torch.nn import functional as F
 
-
 WORK_MODES = ("square", "area")
 
 
@@ -35,8 +34,9 @@ def resize_to_work(x: torch.Tensor, size: int, mode: str = "square") -> torch.Te
     return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
-def interp_indices(n_out: int, n_in: int, device: torch.device | None = None, start: int = 0,
-                   stop: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def interp_indices(
+    n_out: int, n_in: int, device: torch.device | None = None, start: int = 0, stop: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For output positions ``start:stop`` of a 1-D linear resize from ``n_in`` to ``n_out``
     with ``align_corners=False`` (``F.interpolate``'s convention): the two source indices and
     the weight of the second, ``out = (1 - w1) * in[i0] + w1 * in[i1]``."""
@@ -48,8 +48,14 @@ def interp_indices(n_out: int, n_in: int, device: torch.device | None = None, st
     return i0, i1, src - i0.to(torch.float64)
 
 
-def interp_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32,
-                  device: torch.device | None = None, start: int = 0, stop: int | None = None) -> torch.Tensor:
+def interp_matrix(
+    n_out: int,
+    n_in: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+    start: int = 0,
+    stop: int | None = None,
+) -> torch.Tensor:
     """Rows ``start:stop`` of the (n_out, n_in) matrix of :func:`interp_indices`."""
     stop = n_out if stop is None else stop
     i0, i1, w1 = interp_indices(n_out, n_in, device, start, stop)
@@ -60,8 +66,7 @@ def interp_matrix(n_out: int, n_in: int, dtype: torch.dtype = torch.float32,
     return m.to(dtype)
 
 
-def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0,
-             row_stop: int | None = None) -> torch.Tensor:
+def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0, row_stop: int | None = None) -> torch.Tensor:
     """Bilinear resize of a (B,C,h,w) residual to (height,width), rows ``row_start:row_stop``
     only, so a huge image can be stamped strip by strip without a full-size float copy."""
     ay = interp_matrix(height, r.shape[-2], r.dtype, r.device, row_start, row_stop)
@@ -98,8 +103,14 @@ def local_std(y: torch.Tensor, window: int) -> torch.Tensor:
     return (F.avg_pool2d(yp * yp, window, stride=1) - mean * mean).clamp(min=0.0).sqrt()
 
 
-def texture_mask(x: torch.Tensor, power: float = 0.5, window: int = 7, floor: float = 0.02,
-                 normalize: bool = True, ceiling: float | None = None) -> torch.Tensor:
+def texture_mask(
+    x: torch.Tensor,
+    power: float = 0.5,
+    window: int = 7,
+    floor: float = 0.02,
+    normalize: bool = True,
+    ceiling: float | None = None,
+) -> torch.Tensor:
     """(B,1,h,w) mask that is larger where the luminance is textured: ``(std + floor)**power``
     of the local luminance, smoothed over 3x3. With ``normalize``, each mask has unit RMS (the
     stamp's strength is set afterwards); otherwise it is absolute, so a flat picture gets a
@@ -157,8 +168,11 @@ def scale_to_psnr(r: torch.Tensor, psnr: float, reference_size: int | None = Non
     square size: upsampling smooths fine patterns away, so the PSNR that a picture larger than
     the working copy gets is the upsampled one (pictures larger still get slightly more)."""
     target_rms = 10.0 ** (-psnr / 20.0)
-    ref = r if reference_size is None else F.interpolate(r, size=(reference_size, reference_size),
-                                                          mode="bilinear", align_corners=False)
+    ref = (
+        r
+        if reference_size is None
+        else F.interpolate(r, size=(reference_size, reference_size), mode="bilinear", align_corners=False)
+    )
     rms = ref.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
     return r * (target_rms / rms)
 

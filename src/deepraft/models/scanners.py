@@ -34,9 +34,7 @@ class ConvScanner(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * 2.0 - 1.0
-        blurred = nn.functional.avg_pool2d(
-            nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1
-        )
+        blurred = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         h = self.features(torch.cat([x, x - blurred], dim=1))
         return self.head(h.mean(dim=(2, 3))).squeeze(1)
 
@@ -50,8 +48,9 @@ class MapScanner(nn.Module):
     fraction ignores as long as the stamped part covers more than it. The first layer sees a
     high-passed copy as well, since the stamp is small next to the image content."""
 
-    def __init__(self, channels: tuple[int, ...] = (24, 48, 64, 96), top_fraction: float = 0.25,
-                 stem_stride: int = 1) -> None:
+    def __init__(
+        self, channels: tuple[int, ...] = (24, 48, 64, 96), top_fraction: float = 0.25, stem_stride: int = 1
+    ) -> None:
         super().__init__()
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")

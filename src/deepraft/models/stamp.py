@@ -3,7 +3,7 @@ resize, the perceptual mask and the strength control."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,8 +38,14 @@ class StampModel(nn.Module):
         if cfg.residual_blur > 0:
             r = Fn.low_pass(r, cfg.residual_blur)
         if cfg.mask == "texture":
-            m = Fn.texture_mask(work, cfg.mask_power, cfg.mask_window, cfg.mask_floor,
-                                normalize=cfg.mask_gain is None, ceiling=cfg.mask_ceiling)
+            m = Fn.texture_mask(
+                work,
+                cfg.mask_power,
+                cfg.mask_window,
+                cfg.mask_floor,
+                normalize=cfg.mask_gain is None,
+                ceiling=cfg.mask_ceiling,
+            )
             r = r * (m if cfg.mask_gain is None else cfg.mask_gain * m)
         elif cfg.mask != "none":
             raise ValueError(f"unknown mask {cfg.mask!r}")
@@ -69,9 +75,14 @@ class StampModel(nn.Module):
             r = Fn.upsample(r, x.shape[-2], x.shape[-1])
         return (x + r).clamp(0.0, 1.0)
 
-    def forward(self, x: torch.Tensor, attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                generator: torch.Generator | None = None,
-                negatives: dict[str, torch.Tensor] | None = None, boost: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        negatives: dict[str, torch.Tensor] | None = None,
+        boost: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
         and the clean copies through ``attack``, and scan them with the smoothing noise.
         ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
