@@ -32,8 +32,13 @@ from .imageio import DEFAULT_MAX_PIXELS, SERVICE_MAX_PIXELS
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
 API_KEY_ENV = "DEEPRAFT_API_KEY"  # `deepraft serve` reads its API key from here too
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Invisible, robust 'only for you' stamps: protect pictures on send, scan them on forward.",
+)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -54,8 +59,15 @@ def _progress_iter_stream(items: Iterable[T], total: int, label: str, enabled: b
             if i % every == 0 or i == total:
                 err.print(f"{label}: {i}/{total}", highlight=False)
         return
-    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=not enabled, transient=True) as bar:
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    ) as bar:
         yield from bar.track(items, total=total)
 
 
@@ -91,15 +103,14 @@ def protect(
     fmt: Optional[str] = typer.Option(None, "--format", help="Output format: png, jpg or webp (default: the input's)."),
     quality: int = typer.Option(95, min=1, max=100, help="JPEG/WebP quality of the outputs."),
     overwrite: bool = typer.Option(False, help="Replace existing output files (inputs are never replaced)."),
-    force: bool = typer.Option(False, help="Stamp pictures that already carry the stamp again (by default they "
-                                           "are skipped: one scan each)."),
+    force: bool = typer.Option(
+        False, help="Stamp pictures that already carry the stamp again (by default they are skipped: one scan each)."
+    ),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
 ) -> None:
     """Stamp pictures. Outputs keep the size, alpha, ICC profile and EXIF of each input. A
     picture that already carries the stamp is skipped (--force stamps it again)."""
-    from PIL import Image
-
     from .api import AlreadyStamped
     from .imageio import SAVE_FORMATS, ImageError
 
@@ -114,26 +125,10 @@ def protect(
     failures = len(missing)
     done = skipped = 0
     for src, rel in _progress_iter(files, "protect"):
-        dst = out / rel
-        if fmt is not None:
-            dst = dst.with_suffix(f".{fmt.lower().lstrip('.')}")
-        elif dst.suffix.lower() not in SAVE_FORMATS:
-            dst = dst.with_suffix(".png")
+        dst = _output_path(out / rel, fmt)
         try:
-            rdst = dst.resolve()
-            if rdst in input_set:
-                raise ValueError(f"{dst}: output would overwrite an input; choose another --out")
-            if rdst in planned:
-                raise ValueError(f"{src}: another input already writes {dst}")
-            if dst.exists() and not overwrite:
-                raise ValueError(f"{dst}: already exists (use --overwrite)")
-            planned.add(rdst)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # --max-pixels is the limit
-                stamper.protect_file(src, dst, quality=quality, force=force)
-            for w in caught:
-                err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+            _check_destination(src, dst, input_set, planned, overwrite)
+            _protect_one(stamper, src, dst, quality, force)
             done += 1
         except AlreadyStamped as exc:
             skipped += 1
@@ -141,9 +136,46 @@ def protect(
         except (ImageError, ValueError, OSError) as exc:
             failures += 1
             err.print(f"[red]error:[/red] {exc}", highlight=False)
-    err.print(f"protected {done} image(s) into {out}" + (f", {skipped} skipped (already stamped)" if skipped else "")
-              + (f", {failures} failed" if failures else ""), highlight=False)
+    summary = f"protected {done} image(s) into {out}"
+    summary += f", {skipped} skipped (already stamped)" if skipped else ""
+    err.print(summary + (f", {failures} failed" if failures else ""), highlight=False)
     raise typer.Exit(EXIT_FAILED if failures else EXIT_OK)
+
+
+def _output_path(dst: Path, fmt: Optional[str]) -> Path:
+    """Where ``protect`` writes a picture: ``--format``'s extension, else the input's when it
+    can be written, else PNG."""
+    from .imageio import SAVE_FORMATS
+
+    if fmt is not None:
+        return dst.with_suffix(f".{fmt.lower().lstrip('.')}")
+    return dst if dst.suffix.lower() in SAVE_FORMATS else dst.with_suffix(".png")
+
+
+def _check_destination(src: Path, dst: Path, inputs: set[Path], planned: set[Path], overwrite: bool) -> None:
+    """Refuse an output that is an input, that another input writes, or that exists (unless
+    ``overwrite``); then reserve it in ``planned``."""
+    rdst = dst.resolve()
+    if rdst in inputs:
+        raise ValueError(f"{dst}: output would overwrite an input; choose another --out")
+    if rdst in planned:
+        raise ValueError(f"{src}: another input already writes {dst}")
+    if dst.exists() and not overwrite:
+        raise ValueError(f"{dst}: already exists (use --overwrite)")
+    planned.add(rdst)
+
+
+def _protect_one(stamper: Stamper, src: Path, dst: Path, quality: int, force: bool) -> None:
+    """Stamp ``src`` into ``dst``, printing the decoder's warnings (not Pillow's pixel-limit
+    warning: --max-pixels is the limit)."""
+    from PIL import Image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        stamper.protect_file(src, dst, quality=quality, force=force)
+    for w in caught:
+        err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
 
 
 @app.command()
@@ -175,8 +207,14 @@ def scan(
             if isinstance(r, ImageError):
                 rows.append({"path": str(src), "error": str(r)})
             else:
-                rows.append({"path": str(src), "protected": r.protected, "score": round(r.score, 4),
-                             "threshold": round(r.threshold, 4)})
+                rows.append(
+                    {
+                        "path": str(src),
+                        "protected": r.protected,
+                        "score": round(r.score, 4),
+                        "threshold": round(r.threshold, 4),
+                    }
+                )
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row) + "\n")
@@ -186,8 +224,12 @@ def scan(
             if "error" in row:
                 table.add_row(str(row["path"]), "[red]error[/red]", str(row["error"]), "")
             else:
-                table.add_row(str(row["path"]), "[bold red]yes[/bold red]" if row["protected"] else "no",
-                              f"{row['score']:.3f}", f"{row['threshold']:.3f}")
+                table.add_row(
+                    str(row["path"]),
+                    "[bold red]yes[/bold red]" if row["protected"] else "no",
+                    f"{row['score']:.3f}",
+                    f"{row['threshold']:.3f}",
+                )
         Console().print(table)
     failed = any("error" in r for r in rows)
     found = any(r.get("protected") for r in rows)
@@ -218,9 +260,11 @@ def info(
     con = Console()
     con.print(f"[bold]{card.name}[/bold]  ({card.path})   bundled models: {', '.join(bundled_models()) or 'none'}")
     m = data["model"]
-    con.print(f"encoder {m['encoder']} {m['encoder_kwargs']}, scanner {m['scanner']} {m['scanner_kwargs']}, "
-              f"working size {m['work_size']}, PSNR target {m['psnr_target']}, mask {m['mask']}, "
-              f"smoothing sigma {m['smoothing_std']}")
+    con.print(
+        f"encoder {m['encoder']} {m['encoder_kwargs']}, scanner {m['scanner']} {m['scanner_kwargs']}, "
+        f"working size {m['work_size']}, PSNR target {m['psnr_target']}, mask {m['mask']}, "
+        f"smoothing sigma {m['smoothing_std']}"
+    )
     t = Table("FPR", "threshold (logit)", title="calibrated thresholds")
     for k, v in sorted(card.thresholds.items(), key=lambda kv: float(kv[0])):
         t.add_row(k + (" (default)" if abs(float(k) - card.default_fpr) < 1e-15 else ""), f"{v:.4f}")
@@ -257,25 +301,41 @@ def train(
     no_resume: bool = typer.Option(False, help="Refuse to continue an existing run."),
     until_step: Optional[int] = typer.Option(None, min=1, help="End this slice at this step (resume later)."),
     time_limit: Optional[float] = typer.Option(None, min=0.0, help="End this slice after these many minutes."),
-    init_from: Optional[str] = typer.Option(None, help="Start a new run from this model's weights (bundled name, "
-                                                       "card folder, run folder or .safetensors): fine-tuning."),
+    init_from: Optional[str] = typer.Option(
+        None,
+        help="Start a new run from this model's weights (bundled name, "
+        "card folder, run folder or .safetensors): fine-tuning.",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train (or resume) a stamp model; torchrun --nproc_per_node N deepraft ... for DDP."""
     from .config import load_train_config
     from .train import train as run_training
 
-    given = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "device": device,
-             "init_from": str(Path(init_from).resolve()) if init_from and Path(init_from).exists() else init_from,
-             "model": {"smoothing_std": std}, "augment": {"aug_start": aug_start, "aug_end": aug_end}}
+    given = {
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "device": device,
+        "init_from": str(Path(init_from).resolve()) if init_from and Path(init_from).exists() else init_from,
+        "model": {"smoothing_std": std},
+        "augment": {"aug_start": aug_start, "aug_end": aug_end},
+    }
     overrides = _drop_none(given)
     try:
         cfg = load_train_config(config, overrides)
     except ValueError as exc:
         _usage(str(exc))
     try:
-        result = run_training(cfg, data, runs_dir.resolve() / run_name, resume=not no_resume, show_progress=progress,
-                              until_step=until_step, time_limit_s=None if time_limit is None else time_limit * 60)
+        result = run_training(
+            cfg,
+            data,
+            runs_dir.resolve() / run_name,
+            resume=not no_resume,
+            show_progress=progress,
+            until_step=until_step,
+            time_limit_s=None if time_limit is None else time_limit * 60,
+        )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         _usage(str(exc))
     err.print(f"run {result.run_dir}: step {result.step}, {result.wall_time_s:.0f} s in all", highlight=False)
@@ -286,13 +346,16 @@ def export(
     run: Path = typer.Argument(..., help="Run folder (or its name under --runs-dir); with --onnx any model."),
     name: Optional[str] = typer.Option(None, help="Model name recorded on the card (required without --onnx)."),
     onnx: Optional[Path] = typer.Option(None, help="Write encoder.onnx and scanner.onnx of RUN/MODEL here instead."),
-    out: Optional[Path] = typer.Option(None, help="Card folder to write (default: models/NAME in the working "
-                                                   "directory)."),
+    out: Optional[Path] = typer.Option(
+        None, help="Card folder to write (default: models/NAME in the working directory)."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs live (relative: to the working directory)."),
-    calib_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
-                                              help="Clean held-out photos to calibrate thresholds on."),
-    test_data: Optional[Path] = typer.Option(None, exists=True, file_okay=False,
-                                             help="Photos for the card's metrics (PSNR, TPR, FPR)."),
+    calib_data: Optional[Path] = typer.Option(
+        None, exists=True, file_okay=False, help="Clean held-out photos to calibrate thresholds on."
+    ),
+    test_data: Optional[Path] = typer.Option(
+        None, exists=True, file_okay=False, help="Photos for the card's metrics (PSNR, TPR, FPR)."
+    ),
     fpr: List[float] = typer.Option([1e-1, 1e-2, 1e-3], help="FPRs to calibrate (repeat the option)."),
     default_fpr: float = typer.Option(1e-3),
     variants: int = typer.Option(50, min=1, help="Benign variants per calibration photo."),
@@ -314,8 +377,18 @@ def export(
     run_dir = (run if run.exists() else runs_dir / run).resolve()  # relative paths: the working directory's
     target = (out or Path("models") / name).resolve()
     try:
-        card = export_run(run_dir, name, target, calib_data, tuple(fpr), default_fpr, variants, test_data, recipe,
-                          progress=lambda xs: _progress_iter(list(xs), "export"))
+        card = export_run(
+            run_dir,
+            name,
+            target,
+            calib_data,
+            tuple(fpr),
+            default_fpr,
+            variants,
+            test_data,
+            recipe,
+            progress=lambda xs: _progress_iter(list(xs), "export"),
+        )
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))
     err.print(f"wrote {target}: thresholds {card.thresholds}", highlight=False)
@@ -347,8 +420,12 @@ def prepare(
 @app.command()
 def demo(
     photos: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of photos (e.g. examples/photos)."),
-    out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Where stamped and forwarded copies go "
-                                                                    "(default: demo-out in the working directory)."),
+    out: Path = typer.Option(
+        Path("demo-out"),
+        "-o",
+        "--out",
+        help="Where stamped and forwarded copies go (default: demo-out in the working directory).",
+    ),
     model: str = typer.Option("default"),
     device: Optional[str] = typer.Option(None),
 ) -> None:
@@ -399,8 +476,14 @@ def eval_cmd(
         settings.variants = variants
     stamper = _load(model, device)
     files = _photo_files(data)
-    summary = run_eval(stamper, files, out, settings, workers=workers,
-                       progress=lambda xs: _progress_iter_stream(xs, len(files[: settings.max_photos or None]), "eval"))
+    summary = run_eval(
+        stamper,
+        files,
+        out,
+        settings,
+        workers=workers,
+        progress=lambda xs: _progress_iter_stream(xs, len(files[: settings.max_photos or None]), "eval"),
+    )
     report = write_eval_report(out)
     imp = summary["imperceptibility"]["psnr"]
     err.print(f"{summary['n_photos']} photos, PSNR {imp['mean']:.2f} dB; report {report}", highlight=False)
@@ -425,12 +508,15 @@ def certify(
     settings = CertifySettings.quick() if quick else CertifySettings(n0=n0, n=n, alpha=alpha)
     settings.sigma = sigma
     stamper = _load(model, device)
-    summary = run_certify(stamper, _photo_files(data), out, settings,
-                          progress=lambda xs: _progress_iter(list(xs), "certify"))
+    summary = run_certify(
+        stamper, _photo_files(data), out, settings, progress=lambda xs: _progress_iter(list(xs), "certify")
+    )
     c = summary["curve"]
-    err.print(f"sigma {summary['sigma']:g}: certified accuracy at radius 0: stamped {c['stamped'][0]:.2f}, "
-              f"clean {c['clean'][0]:.2f}; abstain {summary['abstain_rate']:.2f}; {out / 'certify.json'}",
-              highlight=False)
+    err.print(
+        f"sigma {summary['sigma']:g}: certified accuracy at radius 0: stamped {c['stamped'][0]:.2f}, "
+        f"clean {c['clean'][0]:.2f}; abstain {summary['abstain_rate']:.2f}; {out / 'certify.json'}",
+        highlight=False,
+    )
 
 
 ATTACK_MODE_HELP = (
@@ -632,18 +718,23 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on; other than loopback it needs an API key "
-                                               "(or --insecure)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on; other than loopback it needs an API key (or --insecure)."
+    ),
     port: int = typer.Option(8000, min=0, max=65535),
     model: str = typer.Option("default"),
-    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV,
-                                          help=f"Require this key for /v1/protect and the demo's sessions "
-                                               f"(or set {API_KEY_ENV})."),
-    insecure: bool = typer.Option(False, help="Listen on a non-loopback address without an API key "
-                                              "(/v1/protect open to anyone who reaches it)."),
+    api_key: Optional[str] = typer.Option(
+        None,
+        envvar=API_KEY_ENV,
+        help=f"Require this key for /v1/protect and the demo's sessions (or set {API_KEY_ENV}).",
+    ),
+    insecure: bool = typer.Option(
+        False, help="Listen on a non-loopback address without an API key (/v1/protect open to anyone who reaches it)."
+    ),
     demo: bool = typer.Option(False, help="Mount the /demo messenger (sessions opened with the API key)."),
-    demo_db: Path = typer.Option(Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger "
-                                                                     "(relative: to the working directory)."),
+    demo_db: Path = typer.Option(
+        Path("deepraft-demo.sqlite3"), help="SQLite file of the /demo messenger (relative: to the working directory)."
+    ),
     demo_quota_mb: float = typer.Option(50.0, min=0.001, help="Picture storage per demo account."),
     max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),
     max_body_mb: float = typer.Option(25.0, min=0.001, help="Largest upload; reading stops there."),
@@ -653,26 +744,53 @@ def serve(
     """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs), and with --demo the /demo
     messenger. Exit codes: 0 stopped, 2 usage error or refused settings, 4 cannot listen."""
     api_key = api_key or None
-    if api_key is None and not _is_loopback(host) and not insecure:
-        _usage(f"refusing to listen on {host} without an API key: anyone who reaches it could stamp pictures. "
-               f"Set --api-key (or {API_KEY_ENV}), listen on 127.0.0.1, or pass --insecure.")
-    sock = _listen(host, port)
-    if api_key is None:
-        err.print(f"[bold red]WARNING: no API key: /v1/protect is open to anyone who can reach {host}:{port}"
-                  f"{' (and the demo)' if demo else ''}. Set --api-key or {API_KEY_ENV}.[/bold red]",
-                  highlight=False)
-    import uvicorn
+    sock = _open_service_socket(host, port, api_key, insecure, demo)
     from PIL import Image
 
-    from .service.app import ServiceSettings, create_app
+    from .service.app import ServiceSettings
 
     # every image the service decodes is checked against --max-pixels from its header, before
     # any pixel is decoded; Pillow's own guard (a second, fixed limit) would only refuse with
     # its number instead of ours, and warn from worker threads. Set once, before any thread.
     Image.MAX_IMAGE_PIXELS = None
-    settings = ServiceSettings(model=model, device=device, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20),
-                               max_pixels=max_pixels, max_concurrency=max_concurrency, demo=demo,
-                               demo_db=demo_db.resolve(), demo_quota_bytes=int(demo_quota_mb * 2**20))
+    settings = ServiceSettings(
+        model=model,
+        device=device,
+        api_key=api_key,
+        max_body_bytes=int(max_body_mb * 2**20),
+        max_pixels=max_pixels,
+        max_concurrency=max_concurrency,
+        demo=demo,
+        demo_db=demo_db.resolve(),
+        demo_quota_bytes=int(demo_quota_mb * 2**20),
+    )
+    _run_service(settings, sock)
+
+
+def _open_service_socket(host: str, port: int, api_key: Optional[str], insecure: bool, demo: bool) -> socket.socket:
+    """Refuse a non-loopback address without a key (unless ``insecure``), listen, and warn
+    loudly when /v1/protect is open."""
+    if api_key is None and not _is_loopback(host) and not insecure:
+        _usage(
+            f"refusing to listen on {host} without an API key: anyone who reaches it could stamp pictures. "
+            f"Set --api-key (or {API_KEY_ENV}), listen on 127.0.0.1, or pass --insecure."
+        )
+    sock = _listen(host, port)
+    if api_key is None:
+        err.print(
+            f"[bold red]WARNING: no API key: /v1/protect is open to anyone who can reach {host}:{port}"
+            f"{' (and the demo)' if demo else ''}. Set --api-key or {API_KEY_ENV}.[/bold red]",
+            highlight=False,
+        )
+    return sock
+
+
+def _run_service(settings, sock: socket.socket) -> None:
+    """Build the app and serve it on ``sock`` until stopped (exit 4 if it never started)."""
+    import uvicorn
+
+    from .service.app import create_app
+
     try:
         application = create_app(settings)
     except (FileNotFoundError, ValueError) as exc:
