@@ -168,17 +168,17 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_pixel_limits_are_named_once():
-    """The limits live in deepraft.imageio; the CLI's and the service's defaults are those."""
+    """One limit, in deepraft.imageio: the library's, the CLI's and the service's default."""
     import inspect
 
     from deepraft import cli
-    from deepraft.imageio import DEFAULT_MAX_PIXELS, SERVICE_MAX_PIXELS
+    from deepraft.imageio import DEFAULT_MAX_PIXELS
     from deepraft.service.core import ServiceSettings
 
-    assert ServiceSettings().max_pixels == SERVICE_MAX_PIXELS
+    assert ServiceSettings().max_pixels == DEFAULT_MAX_PIXELS
     for command in (cli.protect, cli.scan):
         assert inspect.signature(command).parameters["max_pixels"].default.default == DEFAULT_MAX_PIXELS
-    assert inspect.signature(cli.serve).parameters["max_pixels"].default.default == SERVICE_MAX_PIXELS
+    assert inspect.signature(cli.serve).parameters["max_pixels"].default.default == DEFAULT_MAX_PIXELS
     assert inspect.signature(cli._load).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS
 
 

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .imageio import DEFAULT_MAX_PIXELS, SERVICE_MAX_PIXELS
+from .imageio import DEFAULT_MAX_PIXELS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PROTECTED = 0, 1, 2, 3
 API_KEY_ENV = "DEEPRAFT_API_KEY"  # `deepraft serve` reads its API key from here too
@@ -738,7 +738,7 @@ def serve(
     demo_quota_mb: float = typer.Option(50.0, min=0.001, help="Picture storage per demo account."),
     max_concurrency: int = typer.Option(2, min=1, help="Images processed at the same time."),
     max_body_mb: float = typer.Option(25.0, min=0.001, help="Largest upload; reading stops there."),
-    max_pixels: int = typer.Option(SERVICE_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, min=1, help=MAX_PIXELS_HELP),
     device: Optional[str] = typer.Option(None),
 ) -> None:
     """HTTP API (/v1/protect, /v1/scan, /v1/check-forward, /docs), and with --demo the /demo

@@ -28,11 +28,8 @@ from .fileio import finish_temp_file as finish_temp_file  # re-exported (moved t
 from .fileio import process_umask as process_umask  # re-exported (moved to fileio)
 
 DEFAULT_MAX_PIXELS = 64_000_000
-"""Largest image accepted by default (64 MP; deepraft is specified up to 50 MP): the library,
-the command line and every limit that is not the service's."""
-
-SERVICE_MAX_PIXELS = 50_000_000
-"""The HTTP service's default limit (``deepraft serve --max-pixels``): the specified 50 MP."""
+"""Largest image accepted by default (64 MP; deepraft is specified up to 50 MP): the one pixel
+limit of the library, the command line and the service (each can be given another)."""
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SAVE_FORMATS = {

@@ -23,6 +23,8 @@ from kornia.geometry.transform import rotate as k_rotate
 from PIL import Image
 from torch.nn import functional as F
 
+from ..models.functional import to_luma
+
 
 def _per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
@@ -73,7 +75,7 @@ def resize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    return to_luma(x)
 
 
 def hue_shift(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from ..measures import LUMA_BT601
+
 WORK_MODES = ("square", "area")
 
 
@@ -152,7 +154,8 @@ def high_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def to_luma(r: torch.Tensor) -> torch.Tensor:
     """(B,3,h,w) -> (B,1,h,w) luminance (Rec. 601 weights)."""
-    return 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
+    wr, wg, wb = LUMA_BT601
+    return wr * r[:, 0:1] + wg * r[:, 1:2] + wb * r[:, 2:3]
 
 
 def limit_crest(r: torch.Tensor, crest: float) -> torch.Tensor:

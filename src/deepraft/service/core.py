@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..api import Stamper
-from ..imageio import ALPHA_FORMATS, SERVICE_MAX_PIXELS, ImageError, Picture, encode_image, read_image
+from ..imageio import ALPHA_FORMATS, DEFAULT_MAX_PIXELS, ImageError, Picture, encode_image, read_image
 
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff"}
 FORM_OVERHEAD = 64 * 1024
@@ -34,7 +34,7 @@ class ServiceSettings:
     """Required (X-API-Key or 'Authorization: Bearer') for /v1/protect and to open a demo
     session when set."""
     max_body_bytes: int = 25 * 2**20
-    max_pixels: int = SERVICE_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_concurrency: int = 2
     """Images decoded / run through the model at the same time."""
     demo: bool = False
