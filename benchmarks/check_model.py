@@ -20,7 +20,7 @@ from pathlib import Path
 
 import deepraft
 from deepraft.data import find_images
-from deepraft.eval import quick_check
+from deepraft.eval import headline_check
 from deepraft.eval.quality import (
     column,
     column_stats,
@@ -70,7 +70,7 @@ def main() -> None:
     stamper = deepraft.load(args.model, device=args.device)
     t0 = time.perf_counter()
     files = find_images(args.data)
-    report = quick_check(stamper, files, fpr=args.fpr)
+    report = headline_check(stamper, files, fpr=args.fpr)
     result = {
         "model": stamper.card.name,
         "data": str(args.data.resolve()),

@@ -467,7 +467,7 @@ def eval_cmd(
     device: Optional[str] = typer.Option(None),
 ) -> None:
     """Imperceptibility and robustness over the attack grid, stamped and clean copies alike."""
-    from .eval.plots import write_eval_report
+    from .eval.report import write_eval_report
     from .eval.runner import EvalSettings, run_eval
 
     settings = EvalSettings.quick() if quick else EvalSettings()
@@ -672,7 +672,7 @@ def report(
     out: Optional[Path] = typer.Option(None, help="Write the Markdown here (default: print it)."),
 ) -> None:
     """The paper's three tables, our runs beside the published DeepRAFT numbers."""
-    from .eval.report import build_report
+    from .eval.paper_tables import build_report
     from .imageio import atomic_write_bytes
 
     try:

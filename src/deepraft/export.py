@@ -59,7 +59,7 @@ def export_run(
     """Write ``out_dir`` (card.json + model.safetensors) from the latest checkpoint of ``run_dir``,
     with thresholds calibrated on the clean photos of ``calib_data`` and, when ``test_data`` is
     given, the quick check's metrics on its photos."""
-    from .eval.quick import quick_check
+    from .eval.headline import headline_check
 
     run_dir = Path(run_dir).resolve()
     ckpt = latest_checkpoint(run_dir)
@@ -98,7 +98,7 @@ def export_run(
     if test_data is not None:
         if not card.thresholds:
             raise ValueError("metrics need calibrated thresholds: pass calibration data too")
-        report = quick_check(stamper, find_images(Path(test_data)), progress=progress)
+        report = headline_check(stamper, find_images(Path(test_data)), progress=progress)
         card.metrics = {"test_data": str(Path(test_data).resolve()), **report.as_dict()}
     card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
     write_card(card, out_dir)

@@ -113,7 +113,7 @@ def test_eval_summary_and_report_carry_the_perceptual_columns(tmp_path, tiny_sta
     import csv
 
     from deepraft.data import find_images
-    from deepraft.eval.plots import eval_markdown
+    from deepraft.eval.report import eval_markdown
     from deepraft.eval.runner import EvalSettings, run_eval
 
     monkeypatch.setattr(quality, "BUTTERAUGLI_TOOL", "no-such-butteraugli-command")

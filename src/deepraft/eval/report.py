@@ -1,169 +1,237 @@
-"""``deepraft report``: the paper's three tables, our measured runs beside the published numbers."""
+"""PNG plots and the Markdown report of an evaluation folder."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
-PAPER_DETECTION: dict[str, float] = {"plain": 100.0, "smoothing": 100.0, "smoothing+aug": 99.98}
-PAPER_IMPERCEPTIBILITY: dict[str, tuple[float, float]] = {"plain": (40.72, 0.9968), "robust": (32.84, 0.9758)}
-PAPER_APGD_RS05: dict[int, float] = {2: 97.04, 4: 91.76, 8: 71.22, 16: 50.03, 32: 6.60}
-PAPER: dict[str, Any] = {
-    "detection": PAPER_DETECTION,
-    "imperceptibility": PAPER_IMPERCEPTIBILITY,
-    "apgd_rs05": PAPER_APGD_RS05,
+import numpy as np
+
+from ..plotting import line_plot as line_plot  # re-exported: it lived here first
+from ..plotting import pyplot as _plt
+from .metrics import roc_curve
+
+
+def plot_roc(out_dir: Path, labels: list[str] | None = None) -> Path:
+    """ROC curves (log FPR axis) of the chosen conditions from ``samples.csv``."""
+    plt = _plt()
+    scores: dict[str, dict[str, list[float]]] = {}
+    with (out_dir / "samples.csv").open() as fh:
+        for r in csv.DictReader(fh):
+            label = r["attack"] if not r["strength"] else f"{r['attack']} {r['strength']}"
+            scores.setdefault(label, {"stamped": [], "clean": []})[r["kind"]].append(float(r["score"]))
+    labels = [lab for lab in (labels or list(scores)) if lab in scores]
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for lab in labels:
+        fpr, tpr = roc_curve(np.array(scores[lab]["stamped"]), np.array(scores[lab]["clean"]))
+        ax.plot(np.maximum(fpr, 1e-4), tpr, label=lab, lw=1.3)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.axvline(1e-3, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("false-positive rate (clean photos)")
+    ax.set_ylabel("true-positive rate (stamped photos)")
+    ax.set_title("ROC per attack")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = out_dir / "roc.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tpr_vs_strength(out_dir: Path, summary: dict) -> Path:
+    plt = _plt()
+    by_attack: dict[str, list[tuple[float, float]]] = {}
+    for row in summary["conditions"]:
+        if isinstance(row["strength"], (int, float)):
+            by_attack.setdefault(row["attack"], []).append((float(row["strength"]), row["tpr_at_calibrated"]))
+    attacks = [a for a, v in by_attack.items() if len(v) > 1]
+    cols = 4
+    rows = max(1, int(np.ceil(len(attacks) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax, attack in zip(axes.flat, attacks):
+        pts = sorted(by_attack[attack])
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+        ax.set_title(attack, fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(attacks) :]:
+        ax.axis("off")
+    fig.suptitle(f"TPR at the calibrated threshold (FPR {summary['calibrated_fpr']:g}) vs attack strength", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "tpr_vs_strength.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _fmt(v: object, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+METRIC_LABELS = {
+    "psnr": "PSNR dB (higher: closer)",
+    "ssim": "SSIM (higher: closer)",
+    "ms_ssim": "MS-SSIM (higher: closer)",
+    "lpips": "LPIPS (lower: closer)",
+    "ssimulacra2": "SSIMULACRA 2 (higher: closer)",
+    "butteraugli_max": "Butteraugli max-norm (lower: closer)",
 }
-"""Published DeepRAFT numbers (paper metric: mean of clean and stamped accuracy, in %)."""
-
-Run = tuple[str, Path, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
-"""(model name, folder, summary.json, certify.json, attack.json) of one measured model."""
 
 
-def _load(folder: Path, name: str) -> dict[str, Any] | None:
-    p = Path(folder) / name
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def _mean(imp: dict[str, Any], key: str, digits: int) -> str:
-    """The mean of one imperceptibility column, or n/a where the run did not measure it."""
-    v = imp.get(key)
-    return f"{v['mean']:.{digits}f}" if v else "n/a"
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}"
-
-
-def _runs(folders: list[Path]) -> list[Run]:
-    runs: list[Run] = []
-    for f in folders:
-        ev, cert, atk = _load(f, "summary.json"), _load(f, "certify.json"), _load(f, "attack.json")
-        found = ev or cert or atk
-        if not found:
-            raise FileNotFoundError(f"{f}: no summary.json, certify.json or attack.json")
-        runs.append((found["model"], f, ev, cert, atk))
-    return runs
-
-
-def build_report(folders: list[Path]) -> str:
-    """The Markdown report of the eval / certify / attack folders (one per model)."""
-    runs = _runs(folders)
-    out = _detection(runs) + _imperceptibility(runs) + _adversarial(runs) + _certified(runs)
-    return "\n".join([*out, ""])
-
-
-def _detection(runs: list[Run]) -> list[str]:
-    out = [
-        "# deepraft report",
-        "",
-        (
-            "Our runs (measured by `deepraft eval` / `certify` / `attack`) beside the numbers published for "
-            "DeepRAFT. The paper's detection metric is the mean of clean and stamped accuracy at probability 0.5; "
-            "ours is computed the same way, and the eval report adds the deployment numbers (TPR at a "
-            "calibrated FPR)."
-        ),
-        "",
-        "## 1. Detection (unmodified images)",
-        "",
-        "| model | paper acc. % | TPR @ calibrated FPR | clean FPR | ROC AUC |",
-        "| --- | --- | --- | --- | --- |",
+def imperceptibility_table(summary: dict) -> list[str]:
+    """Markdown rows: per metric, the stamp's mean / min / max and worst photo, and the mean of
+    each JPEG reference (the original re-saved at that quality) where it was measured."""
+    imp = summary["imperceptibility"]
+    refs = [f"jpeg{q}" for q in summary.get("jpeg_references", [])]
+    head = [
+        "metric",
+        "stamp mean",
+        "stamp min",
+        "stamp max",
+        "stamp worst photo",
+        *(f"JPEG q{r[4:]} mean" for r in refs),
     ]
-    for k, v in PAPER_DETECTION.items():
-        out.append(f"| DeepRAFT {k} (published) | {v:.2f} | n/a | n/a | n/a |")
-    for name, _f, ev, _, _ in runs:
-        if ev:
-            row = next((r for r in ev["conditions"] if r["attack"] == "none"), None)
-            if row:
-                out.append(
-                    f"| {name} (ours, {ev['n_photos']} photos) | {_pct(row['paper_accuracy'])} | "
-                    f"{row['tpr_at_calibrated']:.3f} | {row['fpr_at_calibrated']:.4f} | {row['roc_auc']:.4f} |"
-                )
-    return out
-
-
-def _imperceptibility(runs: list[Run]) -> list[str]:
-    out = [
-        "",
-        "## 2. Imperceptibility",
-        "",
-        (
-            "Ours on full-resolution photos; the JPEG rows are the same photos re-saved at that quality (Pillow, "
-            "4:2:0), for scale. SSIMULACRA 2: higher is closer (90: visually lossless); Butteraugli max-norm: lower "
-            "is closer (below 1.0: looks the same)."
-        ),
-        "",
-        "| model | PSNR dB | SSIM | MS-SSIM | SSIMULACRA 2 | Butteraugli max |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for k, (p, s) in PAPER_IMPERCEPTIBILITY.items():
-        out.append(f"| DeepRAFT {k} (published) | {p:.2f} | {s:.4f} | n/a | n/a | n/a |")
-    for name, _f, ev, _, _ in runs:
-        if ev:
-            imp = ev["imperceptibility"]
-            out.append(
-                f"| {name} (ours) | {_mean(imp, 'psnr', 2)} | {_mean(imp, 'ssim', 4)} | "
-                f"{_mean(imp, 'ms_ssim', 4)} | {_mean(imp, 'ssimulacra2', 2)} | "
-                f"{_mean(imp, 'butteraugli_max', 3)} |"
-            )
-            for q in ev.get("jpeg_references", []):
-                out.append(
-                    f"| JPEG q{q} of the same {ev['n_photos']} photos | {_mean(imp, f'psnr_jpeg{q}', 2)} | "
-                    f"{_mean(imp, f'ssim_jpeg{q}', 4)} | n/a | {_mean(imp, f'ssimulacra2_jpeg{q}', 2)} | "
-                    f"{_mean(imp, f'butteraugli_max_jpeg{q}', 3)} |"
-                )
-    return out
-
-
-def _adversarial(runs: list[Run]) -> list[str]:
-    eps_list = sorted(PAPER_APGD_RS05)
-    out = [
-        "",
-        "## 3. Adversarial: APGD-CE removal, robust accuracy % at L-inf eps/255",
-        "",
-        "| model | " + " | ".join(str(e) for e in eps_list) + " |",
-        "|---" * (len(eps_list) + 1) + "|",
-        "| DeepRAFT RS sigma=0.5 (published, base scanner attacked) | "
-        + " | ".join(f"{PAPER_APGD_RS05[e]:.2f}" for e in eps_list)
-        + " |",
-    ]
-    for name, _f, _, _, atk in runs:
-        if atk:
-            got = {
-                r["eps_255"]: r["robust_accuracy"]
-                for r in atk["results"]
-                if r["attack"] == "apgd-ce" and r["goal"] == "removal" and r["norm"] == "Linf"
-            }
-            mode = atk.get("mode", "cohen" if atk["sigma"] > 0 else "undefended")
-            kind = {
-                "cohen": f"Cohen smoothed, sigma {atk['sigma']:g}, EOT",
-                "smoothed score": f"deployed smoothed score, sigma {atk['sigma']:g}, exact gradients",
-            }.get(mode, "undefended")
-            out.append(
-                f"| {name} (ours, {kind}, {atk['n_photos']} photos) | "
-                + " | ".join(_pct(got.get(float(e))) for e in eps_list)
-                + " |"
-            )
-    return out
-
-
-def _certified(runs: list[Run]) -> list[str]:
-    certs = [(name, cert) for name, _, _, cert, _ in runs if cert]
-    out: list[str] = []
-    if certs:
-        out += [
-            "",
-            "## Certified accuracy (randomized smoothing, Cohen et al.)",
-            "",
-            "| model | sigma | n | abstain | stamped @0 | stamped @0.25 | clean @0 | clean @0.25 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for key, label in METRIC_LABELS.items():
+        v = imp.get(key)
+        if not v:
+            continue
+        digits = 2 if key in ("psnr", "ssimulacra2") else 4 if key != "butteraugli_max" else 3
+        worst = v.get("worst")
+        cells = [
+            label,
+            f"{v['mean']:.{digits}f}",
+            f"{v['min']:.{digits}f}",
+            f"{v['max']:.{digits}f}",
+            f"`{worst['photo']}` ({worst['value']:.{digits}f})" if worst else "n/a",
         ]
-        for name, c in certs:
-            r = c["curve"]["radius"]
-            i0, i25 = r.index(0.0), r.index(0.25)
-            out.append(
-                f"| {name} | {c['sigma']:g} | {c['settings']['n']} | {c['abstain_rate']:.2f} | "
-                f"{c['curve']['stamped'][i0]:.2f} | {c['curve']['stamped'][i25]:.2f} | "
-                f"{c['curve']['clean'][i0]:.2f} | {c['curve']['clean'][i25]:.2f} |"
-            )
-    return out
+        cells += [f"{imp[f'{key}_{r}']['mean']:.{digits}f}" if f"{key}_{r}" in imp else "n/a" for r in refs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+PERCEPTUAL_SCALES = (
+    "SSIMULACRA 2: 100 = identical, about 90 = visually lossless, 85 = excellent (libjpeg 4:4:4 quality 90), "
+    "70 = high quality. Butteraugli max-norm (the worst spot of the photo): below 1.0 the two look the same, "
+    "above about 1.1 a difference can be seen. The JPEG columns are the original photo re-saved at that "
+    "quality: a cost everyone has seen, for scale."
+)
+
+
+def eval_markdown(summary: dict[str, Any], plots: list[Path]) -> str:
+    """``report.md`` of an evaluation folder: method, imperceptibility, before/after views,
+    robustness table and plots."""
+    lines = [
+        f"# deepraft eval: model `{summary['model']}`",
+        "",
+        (
+            f"{summary['n_photos']} photos at full resolution; {summary['variants_per_condition']} variants per photo "
+            f"and condition, each applied to the stamped and to the clean photo. Calibrated threshold "
+            f"{summary['threshold']:.3f} (card FPR {summary['calibrated_fpr']:g})."
+        ),
+        "",
+        summary["method"],
+        "",
+        "## Imperceptibility",
+        "",
+        *imperceptibility_table(summary),
+        "",
+        summary["lpips_note"],
+        "",
+    ]
+    if "perceptual_note" in summary:
+        lines += [summary["perceptual_note"], ""]
+        if summary.get("jpeg_references"):
+            lines += [PERCEPTUAL_SCALES, ""]
+    lines += _before_after_lines(summary) + _robustness_lines(summary)
+    for p in plots:
+        lines += [f"![{p.stem}]({p.name})", ""]
+    return "\n".join(lines)
+
+
+def _before_after_lines(summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    shown = summary.get("before_after") or []
+    if isinstance(shown, dict):  # an older summary: one photo, before_after.png
+        shown = [{"file": "before_after.png", **shown}]
+    if shown:
+        rank = summary.get("before_after_rank", "ssim")
+        lines += [
+            (
+                f"Before / after at 100 % zoom, for the {len(shown)} photo(s) with the lowest "
+                f"{'SSIMULACRA 2' if rank == 'ssimulacra2' else 'SSIM'}: in each, the flattest "
+                f"{shown[0]['box'][2] - shown[0]['box'][0]} px window (a sky, a wall: chosen by flatness, not "
+                f"by score), clean | stamped | difference x{shown[0]['gain']:g} around mid-grey."
+            ),
+            "",
+        ]
+        for s in shown:
+            score = f"; whole photo: SSIMULACRA 2 {s['ssimulacra2']:.2f}" if "ssimulacra2" in s else ""
+            lines += [
+                (
+                    f"`{s['photo']}` (window at {s['box'][0]}, {s['box'][1]}; window PSNR "
+                    f"{s['psnr_window']:.1f} dB{score})"
+                ),
+                "",
+                f"![{Path(s['file']).stem}]({s['file']})",
+                "",
+            ]
+    return lines
+
+
+def _robustness_lines(summary: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Robustness",
+        "",
+        (
+            "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
+            "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
+            "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
+            "accuracy at logit 0, the metric DeepRAFT reported."
+        ),
+        "",
+        "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in summary["conditions"]:
+        lines.append(
+            f"| {r['label']} | {r['n_stamped']} / {r['n_clean']} | {_fmt(r['tpr_at_calibrated'])} | "
+            f"{_fmt(r['fpr_at_calibrated'])} | {_fmt(r.get('tpr_at_fpr_0.01'))} | "
+            f"{_fmt(r.get('tpr_at_fpr_0.001'))} | {_fmt(r['roc_auc'], 4)} | {_fmt(r['paper_accuracy'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def write_eval_report(out_dir: Path) -> Path:
+    summary = json.loads((out_dir / "summary.json").read_text())
+    labels = [r["label"] for r in summary["conditions"]]
+    focus = [
+        lab
+        for lab in labels
+        if lab
+        in {
+            "none",
+            "jpeg 50",
+            "jpeg 30",
+            "resize 0.5",
+            "crop 0.5",
+            "rotate 15",
+            "perspective 0.2",
+            "gaussian_blur 2",
+            "screenshot",
+            "combined",
+        }
+    ]
+    plots = [plot_roc(out_dir, focus or labels[:8]), plot_tpr_vs_strength(out_dir, summary)]
+    path = out_dir / "report.md"
+    path.write_text(eval_markdown(summary, plots))
+    return path

@@ -97,7 +97,7 @@ def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> Fas
     _add_offline_docs(app)
     _add_api_routes(app, engine, settings)
     if settings.demo:
-        from .demo import mount_demo
+        from .messenger import mount_demo
 
         mount_demo(app, engine, settings.demo_db or Path("deepraft-demo.sqlite3").resolve())
     return app

@@ -27,7 +27,7 @@ def jpeg_roundtrip(pic: Picture, quality: int) -> Picture:
 
 
 @dataclass
-class QuickReport:
+class HeadlineReport:
     n_images: int
     fpr: float
     threshold: float
@@ -51,13 +51,13 @@ class QuickReport:
         }
 
 
-def quick_check(
+def headline_check(
     stamper: Stamper,
     files: Sequence[Path],
     fpr: float | None = None,
     jpeg_quality: int = 50,
     progress: Callable[[Iterable], Iterable] | None = None,
-) -> QuickReport:
+) -> HeadlineReport:
     """Measure PSNR and TPR/FPR (unmodified and JPEG ``jpeg_quality``) on ``files``."""
     thr = stamper.card.threshold(fpr)
     used_fpr = stamper.card.default_fpr if fpr is None else fpr
@@ -81,13 +81,13 @@ def quick_check(
             }
         )
     if not rows:
-        raise ValueError("quick check: no readable photos")
+        raise ValueError("headline check: no readable photos")
     psnrs = np.array([r["psnr"] for r in rows], dtype=np.float64)
 
     def rate(key: str) -> float:
         return float(np.mean([float(r[key]) > thr for r in rows]))
 
-    return QuickReport(
+    return HeadlineReport(
         n_images=len(rows),
         fpr=used_fpr,
         threshold=thr,
