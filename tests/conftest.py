@@ -22,6 +22,25 @@ TINY_MODEL = {
     "psnr_target": 30.0,
 }
 
+TINY_AREA_MODEL = {  # the stamp v2 design (configs/default.yaml) at toy size
+    "encoder": "unet_fc_tiny",
+    "scanner": "mapnet_tiny",
+    "work_size": 40,
+    "work_mode": "area",
+    "psnr_target": 32.0,
+    "psnr_mode": "cap",
+    "residual_activation": "unit_tanh",
+    "residual_highpass": 2.0,
+    "mask": "texture",
+    "mask_power": 1.0,
+    "mask_window": 5,
+    "mask_floor": 0.004,
+    "mask_gain": 0.5,
+    "mask_ceiling": 0.05,
+    "crest_factor": 2.5,
+    "luma_only": True,
+}
+
 
 def synthetic_photo(seed: int, width: int = 96, height: int = 80) -> Image.Image:
     """A smooth random 'photo': low-frequency colour fields plus a little texture."""
@@ -77,6 +96,45 @@ def tiny_run(tmp_path_factory, photo_dir) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     train(cfg, photo_dir, run, show_progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_area_card(tmp_path_factory, photo_dir) -> Path:
+    """A tiny stamp-v2 model (aspect-keeping working copy, map scanner, every v2 training edit,
+    forged negatives, strength warm-up) trained a few steps by the real loop, then exported."""
+    from deepraft.config import load_train_config
+    from deepraft.export import export_run
+    from deepraft.train import train
+
+    cfg = load_train_config(
+        None,
+        {
+            "model": TINY_AREA_MODEL,
+            "data": {"image_size": 40, "max_side": 96},
+            "batch_size": 4,
+            "max_steps": 4,
+            "checkpoint_every": 2,
+            "log_every": 2,
+            "warmup_steps": 1,
+            "strength_warmup_db": 6.0,
+            "strength_warmup_steps": 3,
+            "augment": {
+                "enabled": True,
+                "aug_start": 0,
+                "aug_end": 1,
+                "max_ops": 3,
+                "always": ["d4"],
+                "names": ["affine", "collage", "occlude", "jpeg"],
+                "p_swap": 0.3,
+                "p_pattern": 0.3,
+            },
+        },
+    )
+    run = tmp_path_factory.mktemp("runs") / "tiny-area"
+    train(cfg, photo_dir, run, show_progress=False)
+    out = tmp_path_factory.mktemp("cards") / "tiny-area"
+    export_run(run, "tiny-area", out, calib_data=photo_dir, variants_per_image=3)
+    return out
 
 
 @pytest.fixture(scope="session")

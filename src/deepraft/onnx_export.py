@@ -29,6 +29,12 @@ USAGE = (
     "encoder, upsamples the residual bilinearly to the full size and adds it (protect), or runs the\n"
     "scanner on the working copy and compares the score with the threshold (scan)."
 )
+USAGE_AREA = (
+    "A client resizes the picture to its working copy (bilinear, antialiased): the same aspect ratio,\n"
+    "about s*s pixels (h = round(H*k), w = round(W*k), k = s / sqrt(H*W)), runs the encoder on it,\n"
+    "upsamples the residual bilinearly to the full size and adds it (protect), or runs the scanner on\n"
+    "the working copy and compares the score with the threshold (scan). Both graphs take any h, w."
+)
 """How to use the two graphs (written into ``onnx.json``; a constant, not the module docstring,
 which ``python -OO`` strips)."""
 
@@ -54,7 +60,9 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     model = export_copy(stamper.model)
     s = stamper.work_size
-    example = torch.rand(1, 3, s, s)
+    area = stamper.work_mode == "area"
+    example = torch.rand(1, 3, s, s + 8) if area else torch.rand(1, 3, s, s)
+    axes = {0: "batch", 2: "height", 3: "width"} if area else {0: "batch"}
     paths = []
     for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", model.scanner, "score")):
         path = out_dir / f"{name}.onnx"
@@ -64,7 +72,7 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
             str(path),
             input_names=["work"],
             output_names=[out_name],
-            dynamic_axes={"work": {0: "batch"}, out_name: {0: "batch"}},
+            dynamic_axes={"work": axes, out_name: axes if name == "encoder" else {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )
@@ -73,10 +81,11 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     meta = {
         "model": card.name,
         "work_size": s,
+        "work_mode": stamper.work_mode,
         "thresholds": card.thresholds,
         "default_fpr": card.default_fpr,
         "opset": opset,
-        "usage": USAGE,
+        "usage": USAGE_AREA if area else USAGE,
     }
     if card.model.smoothing_std > 0 and card.model.scan_draws > 0:
         meta["smoothing"] = {

@@ -292,7 +292,7 @@ def test_unit_tanh_stamp_does_not_depend_on_the_encoders_scale():
         model.encoder.head.weight.mul_(1e-4)  # a nearly silent encoder: the same pattern, 1e4 times weaker
         model.encoder.head.bias.mul_(1e-4)
         quiet = model.residual(x)
-    assert torch.allclose(r, quiet, atol=1e-4)
+    assert torch.allclose(r, quiet, atol=1e-3)
     assert r.abs().max() <= 1.0 and float(r.pow(2).mean().sqrt()) > 0.2
     with pytest.raises(ValueError, match="unknown residual_activation"):
         build_model(

@@ -131,20 +131,27 @@ def texture_mask(
 
 
 def low_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur with std ``sigma`` pixels (reflected borders, kernel of +-3 sigma): two
-    1-D convolutions, the same as kornia's ``gaussian_blur2d`` without importing kornia."""
+    """Gaussian blur with std ``sigma`` pixels (reflected borders, kernel of +-3 sigma): the same
+    values as kornia's ``gaussian_blur2d``, without importing kornia. Written as weighted sums of
+    shifted slices (offsets from the ends, never from the size), so an ONNX export of a model
+    that uses it takes inputs of any size."""
     half = max(1, math.ceil(3 * sigma))
-    pos = torch.arange(-half, half + 1, dtype=r.dtype, device=r.device)
-    k = torch.exp(-0.5 * (pos / sigma) ** 2)
-    k = k / k.sum()
-    c = r.shape[1]
-    pad = min(half, r.shape[-2] - 1, r.shape[-1] - 1)
-    if pad < half:  # tiny inputs: replicate instead of reflect
-        y = F.pad(r, (half, half, half, half), mode="replicate")
-    else:
-        y = F.pad(r, (half, half, half, half), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-half, half + 1)]
+    taps = [t / sum(taps) for t in taps]
+    mode = "reflect" if min(r.shape[-2], r.shape[-1]) > half else "replicate"
+
+    def along(y: torch.Tensor, dim: int) -> torch.Tensor:
+        pad = (half, half, 0, 0) if dim == -1 else (0, 0, half, half)
+        y = F.pad(y, pad, mode=mode)
+        out = None
+        for i, t in enumerate(taps):
+            end = 2 * half - i
+            part = y[..., i : -end or None] if dim == -1 else y[..., i : -end or None, :]
+            out = part * t if out is None else out + part * t
+        assert out is not None
+        return out
+
+    return along(along(r, -1), -2)
 
 
 def high_pass(r: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -82,9 +82,16 @@ class MapScanner(nn.Module):
 
 
 def top_mean(v: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Mean of the largest ``fraction`` of each row of (B,N) ``v`` (at least one value)."""
-    k = max(1, int(round(fraction * v.shape[1])))
-    return v.topk(k, dim=1).values.mean(dim=1)
+    """Mean of the largest ``fraction`` of each row of (B,N) ``v`` (at least one value).
+
+    Written with a sort and a rank mask rather than ``topk(k)``, so that an ONNX export keeps
+    ``k`` a function of the input's size (working copies of any shape)."""
+    ranked = v.sort(dim=1, descending=True).values
+    ones = torch.ones_like(v)
+    rank = ones.cumsum(dim=1) - 1.0  # 0, 1, ..., N-1 as tensors: no size frozen into a graph
+    k = torch.clamp(torch.round(ones.sum(dim=1, keepdim=True) * fraction), min=1.0)
+    keep = (rank < k).to(v.dtype)
+    return (ranked * keep).sum(dim=1) / k.squeeze(1)
 
 
 @register_scanner("mapnet")

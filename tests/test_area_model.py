@@ -1,0 +1,74 @@
+"""A stamp-v2 model (aspect-keeping working copy, fully convolutional encoder and map scanner)
+end to end: trained by the real loop, exported, loaded, used on pictures of any shape."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import run_cli, synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def area_stamper(tiny_area_card):
+    import deepraft
+
+    return deepraft.load(tiny_area_card, device="cpu")
+
+
+def test_card_records_the_v2_design(tiny_area_card, area_stamper):
+    card = json.loads((tiny_area_card / "card.json").read_text())
+    assert card["model"]["work_mode"] == "area" and card["model"]["scanner"] == "mapnet_tiny"
+    assert card["training"]["config"]["strength_warmup_db"] == 6.0
+    assert area_stamper.work_mode == "area"
+
+
+@pytest.mark.parametrize("size", [(97, 61), (61, 97), (200, 40)])
+def test_protect_keeps_the_shape_and_scan_reads_any_aspect(area_stamper, size):
+    img = synthetic_photo(5, *size)
+    stamped = area_stamper.protect(img)
+    assert stamped.size == img.size and stamped.mode == "RGB"
+    diff = np.abs(np.asarray(stamped, dtype=int) - np.asarray(img, dtype=int))
+    assert diff.max() > 0  # a stamp was added
+    # the scan of a decoded image (no full-size array) equals the scan of its pixels
+    from deepraft.imageio import picture_from_pil
+
+    a = area_stamper.scan(stamped).score
+    b = area_stamper.scores([picture_from_pil(stamped)])[0]
+    assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_a_batch_of_mixed_shapes_scores_each_picture_on_its_own_frame(area_stamper):
+    imgs = [synthetic_photo(i, *s) for i, s in enumerate([(90, 60), (60, 90), (90, 60)])]
+    together = [r.score for r in area_stamper.scan_batch(imgs)]
+    alone = [area_stamper.scan(im).score for im in imgs]
+    assert together == pytest.approx(alone, abs=1e-5)
+
+
+def test_scan_file_matches_scan_of_the_decoded_picture(area_stamper, tmp_path):
+    img = synthetic_photo(9, 120, 80)
+    f = tmp_path / "p.png"
+    img.save(f)
+    assert area_stamper.scan_file(f).score == pytest.approx(area_stamper.scan(Image.open(f)).score, abs=1e-5)
+
+
+def test_onnx_export_takes_working_copies_of_any_shape(tiny_area_card, area_stamper, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extras")
+    r = run_cli("export", tiny_area_card, "--onnx", tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "onnx.json").read_text())
+    assert meta["work_mode"] == "area" and "any h, w" in meta["usage"]
+    enc = ort.InferenceSession(str(tmp_path / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    scan = ort.InferenceSession(str(tmp_path / "scanner.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in [(40, 40), (32, 56), (64, 24)]:
+        x = torch.rand(2, 3, h, w)
+        with torch.no_grad():
+            ref_res = area_stamper.model.residual(x).numpy()
+            ref_score = area_stamper.model.scanner(x).numpy()
+        res = enc.run(None, {"work": x.numpy()})[0]
+        score = scan.run(None, {"work": x.numpy()})[0]
+        assert res.shape == ref_res.shape and score.shape == (2,)
+        assert np.abs(res - ref_res).max() <= 1e-4 * max(1.0, np.abs(ref_res).max())
+        assert np.abs(score - ref_score).max() < 1e-3
