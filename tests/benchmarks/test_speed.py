@@ -34,7 +34,7 @@ def test_speed_benchmark_writes_tables(tmp_path):
     assert res["model"] == "default" and res["device"] == "cpu"
     (row,) = res["sizes"]
     assert (row["size"], row["width"], row["height"]) == ("256px", 256, 256)
-    assert row["protect_total_s"] >= row["stamp_s"] > 0 and row["scan_total_s"] > 0
+    assert row["protect_total_s"] >= row["stamp_s"] > 0 and row["scan_total_s"] > 0 and row["scan_pil_s"] > 0
     assert res["bulk"]["images"] == 6 and res["scanner"]["images_per_s"] > 0
     md = (tmp_path / "speed_cpu.md").read_text()
     assert "| 256px (256x256) |" in md and "Bulk scan: 6 1MP JPEG files" in md
