@@ -14,7 +14,7 @@ README = HERE.parent / "README.md"
 
 def main() -> None:
     parts = []
-    for name in ("speed_cpu.md", "speed_cuda.md", "speed_cpu_hardened.md", "peers.md"):
+    for name in ("speed_cpu.md", "speed_cuda.md", "peers.md"):
         p = HERE / "results" / name
         if p.exists():
             text = p.read_text().strip()

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 MODEL=${1:?usage: scripts/make_model.sh MODEL [train options]}
 shift
 PHOTOS=${PHOTOS:-../shared/data/photos}
+# a slice trained in an earlier session is committed under training/MODEL: continue from it
+if [[ ! -d "runs/$MODEL" && -d "training/$MODEL" ]]; then
+  mkdir -p runs && cp -r "training/$MODEL" "runs/$MODEL"
+fi
 if [[ -n "${STAGE1:-}" ]]; then
   deepraft train --config "configs/$STAGE1.yaml" --data "$PHOTOS/train" --run-name "$STAGE1" "$@"
   deepraft train --config "configs/$MODEL.yaml" --data "$PHOTOS/train" --run-name "$MODEL" --init-from "runs/$STAGE1" "$@"
