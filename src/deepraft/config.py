@@ -71,6 +71,9 @@ class ModelConfig:
     """Std (working-copy pixels) of a Gaussian whose blur is taken off the encoder's output: a
     stamp with no smooth field or local mean, made of fine detail only (0: off). Broad smooth
     fields are both the most visible part of a stamp and the hardest to find under content."""
+    scan_transpose: bool = False
+    """Score each working copy as the larger of the scanner's logits on it and on its transpose,
+    in training and in use (twice the scanner's cost): quarter turns become mirrors."""
     smoothing_std: float = 0.0
     """Std of the Gaussian noise added to the scanner's input (randomized smoothing)."""
     scan_draws: int = 32

@@ -48,6 +48,15 @@ class _Encoder(nn.Module):
         return self.model.residual(work)
 
 
+class _Scanner(nn.Module):
+    def __init__(self, model: StampModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, work: torch.Tensor) -> torch.Tensor:
+        return self.model.read(work)
+
+
 def export_copy(model: StampModel) -> StampModel:
     """A CPU copy of ``model`` in eval mode to export: the caller's model keeps its device and mode."""
     return copy.deepcopy(model).to("cpu").eval()
@@ -64,7 +73,7 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     example = torch.rand(1, 3, s, s + 8) if area else torch.rand(1, 3, s, s)
     axes = {0: "batch", 2: "height", 3: "width"} if area else {0: "batch"}
     paths = []
-    for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", model.scanner, "score")):
+    for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", _Scanner(model), "score")):
         path = out_dir / f"{name}.onnx"
         torch.onnx.export(
             module,

@@ -298,3 +298,17 @@ def test_unit_tanh_stamp_does_not_depend_on_the_encoders_scale():
         build_model(
             ModelConfig(encoder="unet_fc_tiny", scanner="mapnet_tiny", work_size=32, residual_activation="relu")
         ).residual(torch.rand(1, 3, 32, 32))
+
+
+def test_scan_transpose_reads_a_copy_and_its_transpose_alike():
+    base = {"encoder": "unet_fc_tiny", "scanner": "mapnet_tiny", "work_size": 32, "work_mode": "area"}
+    model = build_model(ModelConfig(**base, scan_transpose=True)).eval()
+    plain = build_model(ModelConfig(**base)).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        both = model.read(x)
+        assert torch.allclose(both, model.read(x.transpose(-2, -1)))
+        one, other = plain.read(x), plain.read(x.transpose(-2, -1))
+    assert torch.allclose(both, torch.maximum(one, other))
+    assert model.scan(x).shape == (2,)

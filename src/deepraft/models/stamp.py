@@ -104,14 +104,14 @@ class StampModel(nn.Module):
         same draws for every image, so a score does not depend on the batch or the call)."""
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
         if draws <= 0:
-            return self.scanner(work)
+            return self.read(work)
         eps = self._scan_noise(draws, work)
         per = max(1, chunk // draws)
         out = []
         for i in range(0, work.shape[0], per):
             w = work[i : i + per]
             noisy = (w.unsqueeze(1) + eps.unsqueeze(0)).flatten(0, 1)
-            out.append(self.scanner(noisy).view(w.shape[0], draws).mean(dim=1))
+            out.append(self.read(noisy).view(w.shape[0], draws).mean(dim=1))
         return torch.cat(out)
 
     def _scan_noise(self, draws: int, like: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,16 @@ class StampModel(nn.Module):
         if noise and self.cfg.smoothing_std > 0:
             eps = torch.randn(work.shape, generator=generator, device=work.device, dtype=work.dtype)
             work = work + eps * self.cfg.smoothing_std
-        return self.scanner(work)
+        return self.read(work)
+
+    def read(self, work: torch.Tensor) -> torch.Tensor:
+        """The scanner's logits for (B,3,h,w) working copies; with ``scan_transpose``, the larger
+        of the logits of each copy and of its transpose (mirrored along the diagonal): a quarter
+        turn is then a mirror of what the scanner reads, and mirrors are learned from data."""
+        logits = self.scanner(work)
+        if self.cfg.scan_transpose:
+            logits = torch.maximum(logits, self.scanner(work.transpose(-2, -1)))
+        return logits
 
 
 def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Tensor]) -> torch.Tensor:

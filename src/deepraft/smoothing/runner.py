@@ -50,7 +50,7 @@ def run_certify(
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma = settings.sigma or stamper.card.model.smoothing_std or 0.25
     thr = stamper.card.threshold() if settings.base_threshold is None else settings.base_threshold
-    smooth = Smooth(lambda x: stamper.model.scanner(x), sigma, thr)
+    smooth = Smooth(lambda x: stamper.model.read(x), sigma, thr)
     files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
     failed: list[str] = []
     rows, certs, labels = [], [], []
