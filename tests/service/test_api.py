@@ -112,8 +112,10 @@ def test_bad_requests_get_one_error_shape_and_server_keeps_serving(server):
         (jpeg[: len(jpeg) // 3], "truncated.jpg", "image", 422),
         (_huge_png(20000, 20000), "huge.png", "image", 413),
         (jpeg, "photo.jpg", "file", 422),  # wrong field name
-        (b"\0" * (9 * 2**20), "big.jpg", "image", 413),
     ]
+    # a body over --max-body-mb: tests/service/test_limits.py (the server answers 413 before
+    # reading it and closes; a client still sending 9 MiB may see that close as a reset before it
+    # reads the answer, so it is checked there on a raw socket that sends only the headers)
     for data, name, field, status in cases:
         body = assert_error_shape(_post(server, "/v1/scan", data, name=name, field=field), status)
         if status in (413, 415) and field == "image":
