@@ -8,6 +8,34 @@ from torch import nn
 from .registry import register_scanner
 
 
+def scanner_input(x: torch.Tensor) -> torch.Tensor:
+    """(B,6,h,w): a (B,3,h,w) batch in [0,1] mapped to [-1,1], beside its 3x3 high-pass (the
+    stamp is small next to the image content)."""
+    x = x * 2.0 - 1.0
+    blurred = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return torch.cat([x, x - blurred], dim=1)
+
+
+def conv_stack(channels: tuple[int, ...], stem_stride: int) -> tuple[nn.Sequential, int]:
+    """The scanners' feature extractor on :func:`scanner_input`: per entry of ``channels``, a
+    strided 3x3 conv (the first with ``stem_stride``, the others 2) and a 3x3 conv, each with
+    batch norm and GELU. Returns it and its number of output channels."""
+    layers: list[nn.Module] = []
+    cin = 6
+    for i, c in enumerate(channels):
+        stride = int(stem_stride) if i == 0 else 2
+        layers += [
+            nn.Conv2d(cin, c, 3, stride=stride, padding=1),
+            nn.BatchNorm2d(c),
+            nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.BatchNorm2d(c),
+            nn.GELU(),
+        ]
+        cin = c
+    return nn.Sequential(*layers), cin
+
+
 class ConvScanner(nn.Module):
     """Strided conv stack, global average pooling (tolerant to where the stamp sits) and a
     linear head. The first layer sees a high-passed copy as well, since the stamp is small
@@ -16,27 +44,11 @@ class ConvScanner(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128, 160), stem_stride: int = 1) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
-        layers: list[nn.Module] = []
-        cin = 6
-        for i, c in enumerate(channels):
-            stride = int(stem_stride) if i == 0 else 2
-            layers += [
-                nn.Conv2d(cin, c, 3, stride=stride, padding=1),
-                nn.BatchNorm2d(c),
-                nn.GELU(),
-                nn.Conv2d(c, c, 3, padding=1),
-                nn.BatchNorm2d(c),
-                nn.GELU(),
-            ]
-            cin = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, 1)
+        self.features, cout = conv_stack(channels, stem_stride)
+        self.head = nn.Linear(cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * 2.0 - 1.0
-        blurred = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        h = self.features(torch.cat([x, x - blurred], dim=1))
-        return self.head(h.mean(dim=(2, 3))).squeeze(1)
+        return self.head(self.features(scanner_input(x)).mean(dim=(2, 3))).squeeze(1)
 
 
 class MapScanner(nn.Module):
@@ -55,27 +67,12 @@ class MapScanner(nn.Module):
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         self.top_fraction = float(top_fraction)
-        layers: list[nn.Module] = []
-        cin = 6
-        for i, c in enumerate(int(c) for c in channels):
-            stride = int(stem_stride) if i == 0 else 2
-            layers += [
-                nn.Conv2d(cin, c, 3, stride=stride, padding=1),
-                nn.BatchNorm2d(c),
-                nn.GELU(),
-                nn.Conv2d(c, c, 3, padding=1),
-                nn.BatchNorm2d(c),
-                nn.GELU(),
-            ]
-            cin = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(cin, 1, 1)
+        self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride)
+        self.head = nn.Conv2d(cout, 1, 1)
 
     def local_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B,1,h',w') local logits of a (B,3,h,w) batch in [0,1]."""
-        x = x * 2.0 - 1.0
-        blurred = nn.functional.avg_pool2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        return self.head(self.features(torch.cat([x, x - blurred], dim=1)))
+        return self.head(self.features(scanner_input(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return top_mean(self.local_map(x).flatten(1), self.top_fraction)
