@@ -168,6 +168,10 @@ class TrainConfig:
     comes down linearly to it over ``strength_warmup_steps``: a strong stamp is found quickly,
     and the scanner then follows it as it fades (0: off)."""
     strength_warmup_steps: int = 0
+    strength_schedule: list[tuple[float, ...]] | None = None
+    """Instead of the linear warm-up: (step, dB) points, the stamp that many dB stronger than the
+    model's setting at that step, linear between points, the first point's value before them and
+    the last one's after (e.g. [[0, 10.5], [1000, 2.5], [1750, 0]])."""
     init_from: str | None = None
     """Start a new run from the weights of a model (bundled name, model card, run folder or
     ``.safetensors`` file) instead of random ones: fine-tuning. Ignored when resuming."""

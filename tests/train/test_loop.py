@@ -14,6 +14,7 @@ from deepraft.train.checkpoint import (
     latest_checkpoint,
     read_model_config,
 )
+from deepraft.train.loop import schedule_db, stamp_boost
 from tests.conftest import REPO, TINY_MODEL
 
 
@@ -322,3 +323,33 @@ def test_every_config_resolves_and_builds_its_model(path):
     x = torch.rand(1, 3, cfg.model.work_size, cfg.model.work_size)
     with torch.no_grad():
         assert model.scanner(x).shape == (1,)
+
+
+def test_default_recipe_stage2_fine_tunes_stage1():
+    """configs/default.yaml continues configs/default_stage1.yaml's weights (scripts/make_model.sh
+    default): the same networks, a weaker stamp that fades in from stage 1's strength."""
+    from deepraft.models import build_model
+
+    s1 = load_train_config(REPO / "configs" / "default_stage1.yaml")
+    s2 = load_train_config(REPO / "configs" / "default.yaml")
+    build_model(s2.model).load_state_dict(build_model(s1.model).state_dict())  # strict: same shapes
+    assert s2.model.psnr_target is not None and s1.model.psnr_target is not None
+    gap = s2.model.psnr_target - s1.model.psnr_target
+    assert gap > 0 and s2.strength_schedule is not None
+    assert stamp_boost(0, s2) == pytest.approx(10 ** (gap / 20)) and stamp_boost(s2.max_steps, s2) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("step", "db"), [(-1, 10.5), (0, 10.5), (500, 6.5), (1000, 2.5), (1375, 1.25), (1750, 0.0), (9999, 0.0)]
+)
+def test_strength_schedule_is_piecewise_linear(step, db):
+    cfg = load_train_config(None, {"strength_schedule": [[0, 10.5], [1000, 2.5], [1750, 0]]})
+    assert cfg.strength_schedule is not None
+    assert schedule_db(step, cfg.strength_schedule) == pytest.approx(db)
+    assert stamp_boost(step, cfg) == pytest.approx(10 ** (db / 20))
+
+
+@pytest.mark.parametrize("points", [[], [[0, 1], [0, 2]], [[10, 1], [5, 0]], [[0, 1, 2]]])
+def test_strength_schedule_rejects_bad_points(points):
+    with pytest.raises(ValueError, match="strength_schedule"):
+        schedule_db(3, points)

@@ -9,6 +9,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,11 +99,31 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 def stamp_boost(step: int, cfg: TrainConfig) -> float:
-    """Amplitude factor of the stamp at ``step`` during the strength warm-up (1 after it)."""
+    """Amplitude factor of the stamp at ``step`` during the strength warm-up (1 after it), from
+    ``strength_schedule`` when set, else from ``strength_warmup_db`` and ``strength_warmup_steps``."""
+    if cfg.strength_schedule is not None:
+        return 10.0 ** (schedule_db(step, cfg.strength_schedule) / 20.0)
     if cfg.strength_warmup_db <= 0 or step >= cfg.strength_warmup_steps:
         return 1.0
     db = cfg.strength_warmup_db * (1.0 - step / max(1, cfg.strength_warmup_steps))
     return 10.0 ** (db / 20.0)
+
+
+def schedule_db(step: float, points: Sequence[Sequence[float]]) -> float:
+    """Piecewise-linear value at ``step`` of (step, value) ``points`` (steps increasing), held
+    constant before the first point and after the last."""
+    if not points or any(len(p) != 2 for p in points):
+        raise ValueError(f"strength_schedule: expected (step, dB) pairs, got {points!r}")
+    steps = [float(p[0]) for p in points]
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"strength_schedule: steps must increase, got {steps}")
+    values = [float(p[1]) for p in points]
+    if step <= steps[0]:
+        return values[0]
+    for (s0, v0), (s1, v1) in zip(zip(steps, values), zip(steps[1:], values[1:])):
+        if step <= s1:
+            return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    return values[-1]
 
 
 def train_step(
