@@ -34,7 +34,15 @@ def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):
     res = json.loads(out.read_text())
     names = sorted(p.name for p in EXAMPLES.glob("*.jpg"))[:2]
     assert res["photos"] == names and len(res["per_photo"]) == 2
-    assert {"hflip", "rot90", "collage at half size", "border 30 % black", "crop 25 % at a corner"} <= set(res["edits"])
+    assert {
+        "shift 2 px",
+        "crop 95 %",
+        "hflip",
+        "rot90",
+        "collage at half size",
+        "border 30 % black",
+        "crop 25 % at a corner",
+    } <= set(res["edits"])
     assert all(res["threshold"] >= row["median_clean"] for row in res["edits"].values())
     assert 20 < res["psnr"]["min"] <= res["psnr"]["mean"] and res["ssimulacra2"]["mean"] <= 100
     assert "TPR at zero FP" in r.stdout
