@@ -26,6 +26,7 @@ from PIL import Image
 
 import deepraft
 from deepraft.data import find_images
+from deepraft.eval.quality import to_tensor
 from deepraft.models import functional as Fn
 
 HERE = Path(__file__).resolve().parent
@@ -35,10 +36,6 @@ import forward_check  # noqa: E402
 SHIFTS = (0, 1, 2, 3, 4, 8, 16)
 EDITS = ("none", "shift 2 px", "crop 95 %", "tilt 10, black corners", "border 30 % black")
 EDITS += ("collage at half size", "crop 25 % at a corner", "tilt 15, cropped")
-
-
-def to_tensor(im: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255.0
 
 
 @torch.inference_mode()
@@ -71,24 +68,27 @@ def run(model_name: str, files: list[Path], backgrounds: list[Image.Image], scal
     model, size = stamper.model, stamper.model.cfg.work_size
     table = forward_check.edits(backgrounds)
     shifts: list[list[float]] = []
-    stamped: dict[str, list[list[float]]] = {k: [] for k in EDITS}
-    clean: dict[str, list[list[float]]] = {k: [] for k in EDITS}
+    # per edit: (photos, scales, 16 phases) scores of the stamped and of the clean copies
+    stamped: dict[str, list[list[list[float]]]] = {k: [] for k in EDITS}
+    clean: dict[str, list[list[list[float]]]] = {k: [] for k in EDITS}
     for i, f in enumerate(files):
         img = Image.open(f).convert("RGB")
         s = stamper.protect(img)
-        shifts.append(shift_scores(model, to_tensor(s), size))
+        shifts.append(shift_scores(model, to_tensor(np.asarray(s)), size))
         for k in EDITS:
             for im, out in ((table[k](s, i), stamped), (table[k](img, i), clean)):
-                x = to_tensor(im)
-                out[k].append([v for sc in scales for v in phase_scores(model, x, round(size * sc))])
+                x = to_tensor(np.asarray(im))
+                out[k].append([phase_scores(model, x, round(size * sc)) for sc in scales])
     sh = np.array(shifts)
-    n = 16
-    reads = {"phase 0, scale 1": lambda a: a[:, scales.index(1.0) * n]}
-    reads["max of 16 phases, scale 1"] = lambda a: a[:, scales.index(1.0) * n : (scales.index(1.0) + 1) * n].max(1)
+    one = scales.index(1.0)
+    reads = {
+        "phase 0, scale 1": lambda a: a[:, one, 0],
+        "max of 16 phases, scale 1": lambda a: a[:, one].max(1),
+    }
     for j, sc in enumerate(scales):
-        if sc != 1.0:
-            reads[f"max of 16 phases, scale {sc:g}"] = lambda a, j=j: a[:, j * n : (j + 1) * n].max(1)
-    reads["max of 16 phases and every scale"] = lambda a: a.max(1)
+        if j != one:
+            reads[f"max of 16 phases, scale {sc:g}"] = lambda a, j=j: a[:, j].max(1)
+    reads["max of 16 phases and every scale"] = lambda a: a.max(axis=(1, 2))
     return {
         "model": model_name,
         "photos": [f.name for f in files],

@@ -26,7 +26,7 @@ from PIL import Image
 
 import deepraft
 from deepraft.data import find_images
-from deepraft.eval.quality import jpeg_copy, ssimulacra2
+from deepraft.eval.quality import jpeg_copy, ssimulacra2, to_tensor
 from deepraft.measures import psnr
 from deepraft.models import functional as Fn
 
@@ -46,7 +46,7 @@ def parse_sets(items: list[str]) -> dict[str, object]:
 @torch.inference_mode()
 def full_residual(model: torch.nn.Module, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(photo, stamp) as (1,3,H,W) floats in [0,1], the stamp upsampled to the photo's size."""
-    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+    x = to_tensor(rgb)
     r = model.residual(model.work(x))
     return x, Fn.upsample(r, x.shape[-2], x.shape[-1])
 
