@@ -10,7 +10,8 @@ pixels, the median and lowest score of the stamped photos (a scanner that is bli
 1-3 pixels but not of 4 is locked to its stride grid). Part 2: for a few forwarder edits, TPR at
 the highest clean score (zero false positives on these photos) and the median stamped score, for
 reads at phase 0 and scale 1 (the deployed read), the maximum over 16 phases, and that maximum
-at each scale and over all scales. A diagnosis for scanner design, not a deployed read.
+at each scale and over all scales, and (for a scanner blind to the phase) phase 0 at the
+largest score of scale 1 and the larger scales. A diagnosis for scanner design, not a deployed read.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def run(model_name: str, files: list[Path], backgrounds: list[Image.Image], scal
         if j != one:
             reads[f"max of 16 phases, scale {sc:g}"] = lambda a, j=j: a[:, j].max(1)
     reads["max of 16 phases and every scale"] = lambda a: a.max(axis=(1, 2))
+    up = [j for j, sc in enumerate(scales) if sc >= 1.0]
+    if len(up) > 1:  # a deployable read once the scanner is blind to the phase: no phase search
+        reads["phase 0, max of scale 1 and larger"] = lambda a: a[:, up, 0].max(1)
     return {
         "model": model_name,
         "photos": [f.name for f in files],

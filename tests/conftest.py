@@ -25,6 +25,8 @@ TINY_MODEL = {
 TINY_AREA_MODEL = {  # the stamp v2 design (configs/default.yaml) at toy size
     "encoder": "unet_fc_tiny",
     "scanner": "mapnet_tiny",
+    "scanner_kwargs": {"antialias": True},
+    "scan_scales": (1.0, 2.0),
     "work_size": 40,
     "work_mode": "area",
     "psnr_target": 32.0,
@@ -110,7 +112,7 @@ def tiny_area_card(tmp_path_factory, photo_dir) -> Path:
         None,
         {
             "model": TINY_AREA_MODEL,
-            "data": {"image_size": 40, "max_side": 96},
+            "data": {"image_size": 40, "max_side": 96, "at_work_scale": True},
             "batch_size": 4,
             "max_steps": 4,
             "checkpoint_every": 2,
@@ -123,7 +125,7 @@ def tiny_area_card(tmp_path_factory, photo_dir) -> Path:
                 "aug_start": 0,
                 "aug_end": 1,
                 "max_ops": 3,
-                "always": ["d4"],
+                "always": ["d4", "jitter"],
                 "names": ["affine", "collage", "occlude", "jpeg"],
                 "p_swap": 0.3,
                 "p_pattern": 0.3,

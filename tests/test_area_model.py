@@ -23,6 +23,25 @@ def test_card_records_the_v2_design(tiny_area_card, area_stamper):
     assert card["model"]["work_mode"] == "area" and card["model"]["scanner"] == "mapnet_tiny"
     assert card["training"]["config"]["strength_warmup_db"] == 6.0
     assert area_stamper.work_mode == "area"
+    assert card["model"]["scan_scales"] == [1.0, 2.0] and area_stamper.scan_size == 2 * area_stamper.work_size
+
+
+def test_scan_reads_the_copy_at_every_scale_and_keeps_the_largest(area_stamper):
+    """scan_scales (1, 2): the score is the larger of the scanner's reads of a copy at twice the
+    working size and of that copy brought down to the working size."""
+    from deepraft.imageio import picture_from_pil, work_copy
+
+    pic = picture_from_pil(synthetic_photo(3, 150, 100))
+    big = area_stamper.scan_arrays([pic])[0]
+    assert big.shape[:2] == work_copy(pic.rgb, 80, "area").shape[:2]
+    x = torch.from_numpy(big).permute(2, 0, 1)[None].float() / 255
+    model = area_stamper.model
+    with torch.no_grad():
+        half = torch.nn.functional.interpolate(x, (x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear", antialias=True)
+        want = max(float(model.read(x)), float(model.read(half)))
+        assert float(model.score(x)) == pytest.approx(want, abs=1e-5)
+    assert area_stamper.scores([pic])[0] == pytest.approx(want, abs=1e-5)
+    assert area_stamper.scan(pic).score == pytest.approx(want, abs=1e-5)
 
 
 @pytest.mark.parametrize("size", [(97, 61), (61, 97), (200, 40)])
@@ -60,6 +79,7 @@ def test_onnx_export_takes_working_copies_of_any_shape(tiny_area_card, area_stam
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path / "onnx.json").read_text())
     assert meta["work_mode"] == "area" and "any h, w" in meta["usage"]
+    assert meta["scan_scales"]["scales"] == [1.0, 2.0] and "largest" in meta["scan_scales"]["note"]
     enc = ort.InferenceSession(str(tmp_path / "encoder.onnx"), providers=["CPUExecutionProvider"])
     scan = ort.InferenceSession(str(tmp_path / "scanner.onnx"), providers=["CPUExecutionProvider"])
     for h, w in [(40, 40), (32, 56), (64, 24)]:

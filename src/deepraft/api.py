@@ -87,9 +87,19 @@ class Stamper:
     def work_mode(self) -> str:
         return self.card.model.work_mode
 
+    @property
+    def scan_size(self) -> int:
+        """``work_size`` of the copies the scanner reads (see ``StampModel.scan_size``)."""
+        return self.model.scan_size
+
     def work_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
         """The (h,w,3) uint8 working copies of ``pics`` (see :func:`deepraft.imageio.work_copy`)."""
         return [work_copy(p.rgb, self.work_size, self.work_mode) for p in pics]
+
+    def scan_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
+        """The (h,w,3) uint8 copies that :meth:`scores` reads: the working copies, or for a model
+        that reads several scales, copies at the largest (:attr:`scan_size`)."""
+        return [work_copy(p.rgb, self.scan_size, self.work_mode) for p in pics]
 
     def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
         """The (B,3,h,w) working copies the scanner reads, on the model's device. Working copies
@@ -159,18 +169,18 @@ class Stamper:
     @torch.inference_mode()
     def scores(self, pics: Sequence[Picture], batch_size: int = 64) -> list[float]:
         """Scores (scanner logits; smoothed for a smoothing model) for decoded pictures."""
-        return self._score_arrays(self.work_arrays(pics), batch_size)
+        return self._score_arrays(self.scan_arrays(pics), batch_size)
 
     def _result(self, score: float, fpr: float | None) -> ScanResult:
         thr = self.card.threshold(fpr)
         return ScanResult(protected=bool(score > thr), score=float(score), threshold=thr)
 
     def _work_array(self, image: ImageLike) -> np.ndarray:
-        """The working copy of one image; a PIL image is resized directly (no full-size array)."""
+        """The scan copy of one image; a PIL image is resized directly (no full-size array)."""
         if isinstance(image, Picture):
-            return work_copy(image.rgb, self.work_size, self.work_mode)
+            return work_copy(image.rgb, self.scan_size, self.work_mode)
         if isinstance(image, Image.Image):
-            return work_copy_from_pil(image, self.work_size, self.work_mode, max_pixels=self.max_pixels)
+            return work_copy_from_pil(image, self.scan_size, self.work_mode, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
 
     def scan(self, image: ImageLike, fpr: float | None = None) -> ScanResult:
@@ -214,7 +224,8 @@ class Stamper:
 
     @torch.inference_mode()
     def scan_work_copies(self, arrays: Sequence[np.ndarray], fpr: float | None = None) -> list[ScanResult]:
-        """Scan (h,w,3) uint8 working copies (see :func:`deepraft.imageio.read_work_copy`)."""
+        """Scan (h,w,3) uint8 scan copies: working copies at :attr:`scan_size` (see
+        :func:`deepraft.imageio.read_work_copy`)."""
         if not arrays:
             return []
         return [self._result(sc, fpr) for sc in self._score_arrays(arrays)]
@@ -224,7 +235,7 @@ class Stamper:
         straight to the working copy, no full-resolution copy."""
         self.card.threshold(fpr)
         return self.scan_work_copies(
-            [read_work_copy(path, self.work_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr
+            [read_work_copy(path, self.scan_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr
         )[0]
 
     def scan_files(
@@ -233,7 +244,7 @@ class Stamper:
         """Scan many files, decoding in ``workers`` DataLoader processes while the model runs;
         yields (path, result) in input order, an :class:`ImageError` for a file that failed."""
         self.card.threshold(fpr)
-        dataset = _WorkCopies(list(paths), self.work_size, self.max_pixels, self.work_mode)
+        dataset = _WorkCopies(list(paths), self.scan_size, self.max_pixels, self.work_mode)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
         for batch in loader:
             good = [(p, a) for p, a in batch if not isinstance(a, ImageError)]

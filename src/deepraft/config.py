@@ -79,6 +79,12 @@ class ModelConfig:
     scan_draws: int = 32
     """With smoothing_std > 0, the deployed score is the scanner's logit averaged over this many
     fixed noise draws (a deterministic smoothed scanner); 0 scans without noise."""
+    scan_scales: tuple[float, ...] = (1.0,)
+    """Scales of the working copy that the deployed score reads, keeping the largest score (1:
+    the working copy itself). (1, 2) also reads a copy of twice the side, where a picture shrunk
+    into a collage or inside a wide border shows its stamp near the scale it was made at. The
+    scanner reads a copy at the largest scale and resizes it for the others; the cost grows with
+    the sum of the squared scales. Not with smoothing (its noise lives in one working copy)."""
 
 
 @dataclass
@@ -130,6 +136,10 @@ class DataConfig:
     num_workers: int = 0
     max_side: int = 512
     """Photos are downscaled to this longer side when first read (and cached in memory)."""
+    at_work_scale: bool = False
+    """The crops are windows of a working copy (``max_side`` near the working copy's side):
+    the encoder and the scanner take them as they are, at the scale they deploy at. False:
+    each crop is resized to a working copy of its own, as a whole picture is."""
     layout: str = "auto"
     """'auto', 'folder', 'mirflickr' or 'metfaces'."""
 

@@ -690,6 +690,7 @@ TRAINING_COUNTERPARTS: dict[str, tuple[str, ...]] = {
     "noise": ("noise",),
     "jpeg": ("jpeg", "webp"),
     "d4": ("hflip", "vflip", "rot90", "rot180", "rot270"),
+    "jitter": ("crop", "center_crop", "resize"),
     "affine": ("rotate_corners", "rotate_expand", "pad", "border", "stretch"),
     "collage": ("collage",),
     "occlude": ("stickers", "caption", "caption_bar"),

@@ -96,6 +96,12 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
         "opset": opset,
         "usage": USAGE_AREA if area else USAGE,
     }
+    if len(card.model.scan_scales) > 1:
+        meta["scan_scales"] = {
+            "scales": list(card.model.scan_scales),
+            "note": "the calibrated score is the largest of scanner.onnx's scores on working copies of "
+            "work_size * scale for each scale (each made from the picture as above)",
+        }
     if card.model.smoothing_std > 0 and card.model.scan_draws > 0:
         meta["smoothing"] = {
             "sigma": card.model.smoothing_std,

@@ -179,3 +179,18 @@ def test_sample_negatives_fractions_and_patterns():
     assert not (neg["swap"] & neg["use_pattern"]).any()
     rms = neg["pattern"].pow(2).mean(dim=(1, 2, 3)).sqrt()
     assert torch.allclose(rms, torch.ones_like(rms), atol=1e-3)
+
+
+def test_jitter_moves_the_grid_by_sub_pixels_and_mirrors_the_edges_in():
+    x = torch.rand(1, 3, 24, 32)
+    one = torch.ones(1)
+    right = AF.jitter(x, torch.tensor([[1.0, 0.0]]), one)  # content moves one pixel right
+    assert torch.allclose(right[..., 1:], x[..., :-1], atol=1e-5)
+    assert torch.allclose(right[..., 0], x[..., 0], atol=1e-5)  # the edge mirrored in
+    half = AF.jitter(x, torch.tensor([[0.0, 0.5]]), one)  # half a pixel down: the mean of neighbours
+    assert torch.allclose(half[..., 1:, :], (x[..., :-1, :] + x[..., 1:, :]) / 2, atol=1e-5)
+    flat = torch.full((1, 3, 16, 16), 0.3)  # no border colour comes in, even when shrunk
+    assert torch.allclose(AF.jitter(flat, torch.tensor([[2.0, -2.0]]), torch.tensor([0.97])), flat, atol=1e-6)
+    params = ATTACKS["jitter"].sample(500, (16, 16), 1.0, torch.Generator().manual_seed(0))
+    assert params["shift"].abs().max() <= 2.0 and params["shift"].abs().max() > 1.9
+    assert params["scale"].log().abs().max() <= 0.03 + 1e-6

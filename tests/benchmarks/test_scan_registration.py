@@ -31,11 +31,14 @@ def test_reads_and_shifts(tmp_path, tiny_area_card):
         "max of 16 phases, scale 1",
         "max of 16 phases, scale 2",
         "max of 16 phases and every scale",
+        "phase 0, max of scale 1 and larger",
     }
     for wider, narrower in (
         ("max of 16 phases, scale 1", "phase 0, scale 1"),
         ("max of 16 phases and every scale", "max of 16 phases, scale 1"),
         ("max of 16 phases and every scale", "max of 16 phases, scale 2"),
+        ("phase 0, max of scale 1 and larger", "phase 0, scale 1"),
+        ("max of 16 phases and every scale", "phase 0, max of scale 1 and larger"),
     ):
         assert reads[wider]["threshold"] >= reads[narrower]["threshold"]
         for edit, row in reads[wider]["edits"].items():

@@ -312,3 +312,47 @@ def test_scan_transpose_reads_a_copy_and_its_transpose_alike():
         one, other = plain.read(x), plain.read(x.transpose(-2, -1))
     assert torch.allclose(both, torch.maximum(one, other))
     assert model.scan(x).shape == (2,)
+
+
+def test_blur_pool_reads_a_pixel_pattern_alike_wherever_the_grid_falls():
+    from deepraft.models.scanners import BlurPool
+
+    checker = (torch.arange(16).view(1, 16) + torch.arange(16).view(16, 1)) % 2
+    x = checker.float().expand(1, 2, 16, 16)
+    moved = x.roll(1, dims=-1)  # the same pattern, the grid one pixel over
+    plain = (x[..., ::2, ::2], moved[..., ::2, ::2])  # what a strided conv sees: all 0, then all 1
+    assert not torch.allclose(*plain)
+    pool = BlurPool(2, 2)
+    assert pool(x).shape == (1, 2, 8, 8)
+    assert torch.allclose(pool(x)[..., 1:-1, 1:-1], pool(moved)[..., 1:-1, 1:-1])
+    assert torch.allclose(pool(torch.ones(1, 2, 9, 9)), torch.ones(1, 2, 5, 5))
+    assert list(pool.state_dict()) == []
+
+
+def test_antialiased_scanner_takes_the_plain_scanners_weights():
+    plain = create_scanner("mapnet", channels=(8, 16, 16), stem_stride=2)
+    smooth = create_scanner("mapnet", channels=(8, 16, 16), stem_stride=2, antialias=True)
+    smooth.load_state_dict(plain.state_dict())  # strict: same names and shapes
+    x = torch.rand(2, 3, 48, 64)
+    assert smooth.local_map(x).shape == plain.local_map(x).shape
+    assert not torch.allclose(smooth(x), plain(x))
+
+
+def test_as_work_stamps_and_scans_the_input_as_it_is():
+    from tests.conftest import TINY_AREA_MODEL
+
+    model = build_model(ModelConfig(**TINY_AREA_MODEL)).eval()  # working copy: area 40^2
+    x = torch.rand(2, 3, 24, 24) * 0.8 + 0.1  # a window of a working copy, smaller than one
+    with torch.no_grad():
+        direct = model.stamp(x, as_work=True)
+        assert torch.allclose(direct, (x + model.residual(x)).clamp(0, 1))
+        assert not torch.allclose(direct, model.stamp(x))  # else it goes through a 40 px copy
+        assert torch.equal(model.scan(x, as_work=True), model.read(x))
+        stamped, logits = model(x, as_work=True)
+    assert torch.allclose(stamped, direct) and logits.shape == (4,)
+
+
+@pytest.mark.parametrize(("scales", "std"), [((0.5, 2.0), 0.0), ((1.0, 0.0), 0.0), ((1.0, 2.0), 0.25)])
+def test_scan_scales_must_include_one_and_leave_smoothing_alone(scales, std):
+    with pytest.raises(ValueError, match="scan_scales"):
+        build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", scan_scales=scales, smoothing_std=std))

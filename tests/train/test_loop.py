@@ -325,18 +325,24 @@ def test_every_config_resolves_and_builds_its_model(path):
         assert model.scanner(x).shape == (1,)
 
 
-def test_default_recipe_stage2_fine_tunes_stage1():
-    """configs/default.yaml continues configs/default_stage1.yaml's weights (scripts/make_model.sh
-    default): the same networks, a weaker stamp that fades in from stage 1's strength."""
+def test_default_recipe_stages_fine_tune_each_other():
+    """scripts/make_model.sh default: configs/default_stage2.yaml continues
+    configs/default_stage1.yaml's weights with a weaker stamp that fades in from stage 1's
+    strength; configs/default.yaml continues stage 2's at its strength, with an anti-aliased
+    scanner (same weights) reading crops at the working copy's scale."""
     from deepraft.models import build_model
 
-    s1 = load_train_config(REPO / "configs" / "default_stage1.yaml")
-    s2 = load_train_config(REPO / "configs" / "default.yaml")
+    s1, s2, s3 = (
+        load_train_config(REPO / "configs" / f"{n}.yaml") for n in ("default_stage1", "default_stage2", "default")
+    )
     build_model(s2.model).load_state_dict(build_model(s1.model).state_dict())  # strict: same shapes
+    build_model(s3.model).load_state_dict(build_model(s2.model).state_dict())
     assert s2.model.psnr_target is not None and s1.model.psnr_target is not None
     gap = s2.model.psnr_target - s1.model.psnr_target
     assert gap > 0 and s2.strength_schedule is not None
     assert stamp_boost(0, s2) == pytest.approx(10 ** (gap / 20)) and stamp_boost(s2.max_steps, s2) == 1.0
+    assert s3.model.psnr_target == s2.model.psnr_target and stamp_boost(0, s3) == 1.0
+    assert s3.model.scanner_kwargs["antialias"] and s3.data.at_work_scale and "jitter" in s3.augment.always
 
 
 @pytest.mark.parametrize(

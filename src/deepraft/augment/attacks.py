@@ -102,6 +102,10 @@ def _s_d4(n, size, s, m, g):  # at full strength every mirror and quarter turn, 
     return {"k": torch.where(torch.rand(n, generator=g) < s, k, 0)}
 
 
+def _s_jitter(n, size, s, m, g):  # m: largest move in pixels; scale within +-3 % at full strength
+    return {"shift": _signed(2 * n, m * s, g).view(n, 2), "scale": torch.exp(_signed(n, 0.03 * s, g))}
+
+
 def _fills(n, g):
     """Border colours: black, white, grey or a random colour."""
     kind = torch.randint(0, 4, (n,), generator=g)
@@ -162,6 +166,7 @@ ATTACKS: dict[str, Attack] = {
         Attack("noise", AF.noise, _s_noise, 0.05),
         Attack("jpeg", AF.jpeg, _s_jpeg, 70.0),
         Attack("d4", AF.d4, _s_d4, 1.0),
+        Attack("jitter", AF.jitter, _s_jitter, 2.0),
         Attack("affine", AF.affine, _s_affine, 30.0),
         Attack("collage", AF.collage, _s_collage, 0.45),
         Attack("occlude", AF.occlude, _s_occlude, 0.2),

@@ -217,6 +217,23 @@ def affine(
     return warped[:, :3] + (1.0 - cover) * fill.to(x).view(b, 3, 1, 1)
 
 
+def jitter(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Move each picture by a fraction of a pixel and rescale it slightly about its centre:
+    ``shift`` (B,2) in pixels (x, y), ``scale`` (B,) near 1; the edges are mirrored in, so no
+    border appears. Where the pixel grid falls is all that changes: what a light crop or a
+    resize does to the working copy's grid, however small."""
+    from kornia.geometry.transform import warp_affine
+
+    b, _, h, w = x.shape
+    s = scale.to(x)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    m = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    m[:, 0, 0], m[:, 1, 1] = s, s
+    m[:, 0, 2] = cx + shift[:, 0].to(x) - s * cx
+    m[:, 1, 2] = cy + shift[:, 1].to(x) - s * cy
+    return warp_affine(x, m, (h, w), mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 def collage(x: torch.Tensor, scale: torch.Tensor, pos: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """Paste each picture, shrunk by ``scale`` (B,), into row ``background`` (B,) of the batch
     (another picture) at ``pos`` (B,2), the top-left corner as a fraction of the free room."""

@@ -16,22 +16,42 @@ def scanner_input(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x - blurred], dim=1)
 
 
-def conv_stack(channels: tuple[int, ...], stem_stride: int) -> tuple[nn.Sequential, int]:
+class BlurPool(nn.Module):
+    """Anti-aliased subsampling (Zhang, "Making convolutional networks shift-invariant again",
+    2019): a 3x3 binomial blur of each channel, then every ``stride``-th pixel. After a
+    stride-1 conv and its nonlinearity, which turn a fine stamp into a smooth energy map, the
+    blur keeps that map from aliasing, so the output hardly depends on where the grid falls.
+    No parameters (the kernel is a non-persistent buffer)."""
+
+    kernel: torch.Tensor
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        self.channels, self.stride = int(channels), int(stride)
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer("kernel", k.expand(self.channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+        return nn.functional.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=self.channels)
+
+
+def conv_stack(channels: tuple[int, ...], stem_stride: int, antialias: bool = False) -> tuple[nn.Sequential, int]:
     """The scanners' feature extractor on :func:`scanner_input`: per entry of ``channels``, a
     strided 3x3 conv (the first with ``stem_stride``, the others 2) and a 3x3 conv, each with
-    batch norm and GELU. Returns it and its number of output channels."""
+    batch norm and GELU. ``antialias``: each strided conv runs at stride 1 and a
+    :class:`BlurPool` subsamples after its GELU (same parameters and names, so the weights of a
+    model without it load; 4x the cost of those convs). Returns it and its number of output channels."""
     layers: list[nn.Module] = []
     cin = 6
     for i, c in enumerate(channels):
         stride = int(stem_stride) if i == 0 else 2
-        layers += [
-            nn.Conv2d(cin, c, 3, stride=stride, padding=1),
-            nn.BatchNorm2d(c),
-            nn.GELU(),
-            nn.Conv2d(c, c, 3, padding=1),
-            nn.BatchNorm2d(c),
-            nn.GELU(),
-        ]
+        pool = antialias and stride > 1
+        # the pool shares the GELU's slot: the layers keep their indices, and so their names
+        act: nn.Module = nn.Sequential(nn.GELU(), BlurPool(c, stride)) if pool else nn.GELU()
+        layers += [nn.Conv2d(cin, c, 3, stride=1 if pool else stride, padding=1), nn.BatchNorm2d(c), act]
+        layers += [nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.GELU()]
         cin = c
     return nn.Sequential(*layers), cin
 
@@ -61,13 +81,17 @@ class MapScanner(nn.Module):
     high-passed copy as well, since the stamp is small next to the image content."""
 
     def __init__(
-        self, channels: tuple[int, ...] = (24, 48, 64, 96), top_fraction: float = 0.25, stem_stride: int = 1
+        self,
+        channels: tuple[int, ...] = (24, 48, 64, 96),
+        top_fraction: float = 0.25,
+        stem_stride: int = 1,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         self.top_fraction = float(top_fraction)
-        self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride)
+        self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride, bool(antialias))
         self.head = nn.Conv2d(cout, 1, 1)
 
     def local_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,14 +116,20 @@ def top_mean(v: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 @register_scanner("mapnet")
-def mapnet(channels: tuple[int, ...] = (24, 48, 64, 96), top_fraction: float = 0.25, stem_stride: int = 1) -> nn.Module:
-    """Fully convolutional scanner pooled over its top ``top_fraction`` of local logits."""
-    return MapScanner(channels=channels, top_fraction=top_fraction, stem_stride=stem_stride)
+def mapnet(
+    channels: tuple[int, ...] = (24, 48, 64, 96),
+    top_fraction: float = 0.25,
+    stem_stride: int = 1,
+    antialias: bool = False,
+) -> nn.Module:
+    """Fully convolutional scanner pooled over its top ``top_fraction`` of local logits;
+    ``antialias``: blur-pooled strides (see :func:`conv_stack`)."""
+    return MapScanner(channels=channels, top_fraction=top_fraction, stem_stride=stem_stride, antialias=antialias)
 
 
 @register_scanner("mapnet_tiny")
-def mapnet_tiny(top_fraction: float = 0.25) -> nn.Module:
-    return MapScanner(channels=(4, 8, 8), top_fraction=top_fraction)
+def mapnet_tiny(top_fraction: float = 0.25, antialias: bool = False) -> nn.Module:
+    return MapScanner(channels=(4, 8, 8), top_fraction=top_fraction, antialias=antialias)
 
 
 @register_scanner("convnet")

@@ -16,6 +16,11 @@ from .registry import create_encoder, create_scanner
 class StampModel(nn.Module):
     def __init__(self, cfg: ModelConfig, encoder: nn.Module, scanner: nn.Module) -> None:
         super().__init__()
+        scales = tuple(cfg.scan_scales)
+        if 1.0 not in scales or min(scales) <= 0:
+            raise ValueError(f"scan_scales must be positive and include 1, got {scales}")
+        if len(scales) > 1 and cfg.smoothing_std > 0:
+            raise ValueError("scan_scales: a smoothing model reads one scale (its noise lives in one working copy)")
         self.cfg = cfg
         self.encoder = encoder
         self.scanner = scanner
@@ -65,10 +70,12 @@ class StampModel(nn.Module):
         """The working copy of a (B,3,H,W) batch (see :func:`functional.work_shape`)."""
         return Fn.resize_to_work(x, self.cfg.work_size, self.cfg.work_mode)
 
-    def stamp(self, x: torch.Tensor, boost: float = 1.0) -> torch.Tensor:
+    def stamp(self, x: torch.Tensor, boost: float = 1.0, as_work: bool = False) -> torch.Tensor:
         """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size. ``boost`` > 1
-        makes the stamp stronger than the model's setting (a training warm-up only)."""
-        r = self.residual(self.work(x))
+        makes the stamp stronger than the model's setting (a training warm-up only).
+        ``as_work``: ``x`` is already at the working copy's scale (training crops that are
+        windows of a working copy), so it is stamped as it is, not resized first."""
+        r = self.residual(x if as_work else self.work(x))
         if boost != 1.0:
             r = r * boost
         if r.shape[-2:] != x.shape[-2:]:
@@ -82,26 +89,46 @@ class StampModel(nn.Module):
         generator: torch.Generator | None = None,
         negatives: dict[str, torch.Tensor] | None = None,
         boost: float = 1.0,
+        as_work: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
         and the clean copies through ``attack``, and scan them with the smoothing noise.
         ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
-        ``boost``: see :meth:`stamp`.
-        Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
-        stamped = self.stamp(x, boost)
+        ``boost``, ``as_work``: see :meth:`stamp` (with ``as_work`` the scanner too reads the
+        attacked copies as they are). Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
+        stamped = self.stamp(x, boost, as_work)
         clean = x if negatives is None else forge(x, stamped - x, negatives)
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if attack is not None:
             both = attack(both)
-        return stamped, self.scan(both, noise=True, generator=generator)
+        return stamped, self.scan(both, noise=True, generator=generator, as_work=as_work)
 
     # -- scanning ---------------------------------------------------------------------
-    def score(self, work: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """The deployed score of (B,3,s,s) working copies: the scanner's logit, or for a
-        smoothing model its mean over ``scan_draws`` fixed draws of the smoothing noise (the
-        same draws for every image, so a score does not depend on the batch or the call)."""
+    @property
+    def scan_size(self) -> int:
+        """``work_size`` of the copies :meth:`score` takes: the working copy at the largest of
+        ``scan_scales``."""
+        return round(self.cfg.work_size * max(self.cfg.scan_scales))
+
+    def score(self, copies: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The deployed score of (B,3,h,w) scan copies (working copies at :attr:`scan_size`): the
+        largest over ``scan_scales`` of the scanner's logit on the copy resized to that scale.
+        For a smoothing model, the logit's mean over ``scan_draws`` fixed draws of the smoothing
+        noise (the same draws for every image: a score does not depend on the batch or call)."""
+        top = max(self.cfg.scan_scales)
+        h, w = copies.shape[-2:]
+        out: torch.Tensor | None = None
+        for s in self.cfg.scan_scales:
+            size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
+            work = copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
+            sc = self._score_one(work, chunk)
+            out = sc if out is None else torch.maximum(out, sc)
+        assert out is not None
+        return out
+
+    def _score_one(self, work: torch.Tensor, chunk: int) -> torch.Tensor:
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
         if draws <= 0:
             return self.read(work)
@@ -122,10 +149,13 @@ class StampModel(nn.Module):
             self._noise, self._noise_key = eps.to(device=like.device, dtype=like.dtype), key
         return self._noise
 
-    def scan(self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    def scan(
+        self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None, as_work: bool = False
+    ) -> torch.Tensor:
         """Logits for a (B,3,H,W) batch in [0,1] of any size. ``noise`` adds the smoothing
-        noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing)."""
-        work = self.work(x)
+        noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing).
+        ``as_work``: ``x`` is read as it is (see :meth:`stamp`)."""
+        work = x if as_work else self.work(x)
         if noise and self.cfg.smoothing_std > 0:
             eps = torch.randn(work.shape, generator=generator, device=work.device, dtype=work.dtype)
             work = work + eps * self.cfg.smoothing_std

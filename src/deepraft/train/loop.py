@@ -157,6 +157,7 @@ def train_step(
             generator=noise_g,
             negatives=negatives,
             boost=stamp_boost(step, cfg),
+            as_work=cfg.data.at_work_scale,
         )
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
