@@ -263,7 +263,8 @@ def main() -> None:
     res["scanner"] = scanner_throughput(args.model, args.device, batch=1024 if args.device.startswith("cuda") else 256)
     print(json.dumps(res["scanner"]))
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("" if args.model == "default" else f"_{args.model}")
+    name = Path(args.model).name  # a card folder given as a path: its folder name, no slashes in the file name
+    tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("" if args.model == "default" else f"_{name}")
     (args.out / f"speed_{tag}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"speed_{tag}.md").write_text(markdown(res))
     print(markdown(res))

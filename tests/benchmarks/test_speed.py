@@ -38,3 +38,11 @@ def test_speed_benchmark_writes_tables(tmp_path):
     assert res["bulk"]["images"] == 6 and res["scanner"]["images_per_s"] > 0
     md = (tmp_path / "speed_cpu.md").read_text()
     assert "| 256px (256x256) |" in md and "Bulk scan: 6 1MP JPEG files" in md
+
+
+def test_a_card_folder_given_as_a_path_names_the_tables_by_its_folder(tmp_path, tiny_area_card):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--model", str(tiny_area_card)]
+    cmd += ["--sizes", "256px", "--bulk", "0", "--repeats", "1", "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert (tmp_path / f"speed_cpu_{tiny_area_card.name}.json").is_file()
+    assert (tmp_path / f"speed_cpu_{tiny_area_card.name}.md").is_file()
