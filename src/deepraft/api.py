@@ -92,14 +92,15 @@ class Stamper:
         """``work_size`` of the copies the scanner reads (see ``StampModel.scan_size``)."""
         return self.model.scan_size
 
-    def work_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
-        """The (h,w,3) uint8 working copies of ``pics`` (see :func:`deepraft.imageio.work_copy`)."""
-        return [work_copy(p.rgb, self.work_size, self.work_mode) for p in pics]
+    def work_arrays(self, pics: Sequence[Picture], size: int | None = None) -> list[np.ndarray]:
+        """The (h,w,3) uint8 working copies of ``pics`` (see :func:`deepraft.imageio.work_copy`),
+        at ``size`` in place of ``work_size`` when given."""
+        return [work_copy(p.rgb, size or self.work_size, self.work_mode) for p in pics]
 
     def scan_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
         """The (h,w,3) uint8 copies that :meth:`scores` reads: the working copies, or for a model
         that reads several scales, copies at the largest (:attr:`scan_size`)."""
-        return [work_copy(p.rgb, self.scan_size, self.work_mode) for p in pics]
+        return self.work_arrays(pics, self.scan_size)
 
     def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
         """The (B,3,h,w) working copies the scanner reads, on the model's device. Working copies
