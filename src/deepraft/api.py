@@ -108,6 +108,11 @@ class Stamper:
         their common size so that they batch (the scanner is fully convolutional)."""
         return self._to_batch(self.work_arrays(pics))
 
+    def scan_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
+        """The (B,3,h,w) scan copies :meth:`StampModel.score` reads (working copies at
+        :attr:`scan_size`), batched like :meth:`work_copies`."""
+        return self._to_batch(self.scan_arrays(pics))
+
     def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         h = min(a.shape[0] for a in arrays)
         w = min(a.shape[1] for a in arrays)

@@ -262,8 +262,9 @@ def info(
     m = data["model"]
     con.print(
         f"encoder {m['encoder']} {m['encoder_kwargs']}, scanner {m['scanner']} {m['scanner_kwargs']}, "
-        f"working size {m['work_size']}, PSNR target {m['psnr_target']}, mask {m['mask']}, "
-        f"smoothing sigma {m['smoothing_std']}"
+        f"working size {m['work_size']} ({m['work_mode']}), scan scales {m['scan_scales']}"
+        f"{' and transposes' if m['scan_transpose'] else ''}, PSNR target {m['psnr_target']} ({m['psnr_mode']}), "
+        f"mask {m['mask']}, smoothing sigma {m['smoothing_std']}"
     )
     t = Table("FPR", "threshold (logit)", title="calibrated thresholds")
     for k, v in sorted(card.thresholds.items(), key=lambda kv: float(kv[0])):

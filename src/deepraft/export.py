@@ -36,12 +36,35 @@ def _run_record(run_dir: Path, ckpt: Path) -> dict:
 STAGE_KEYS = ("run", "steps", "wall_time_s", "hardware")
 
 
-def _base_run(init_from: str | None) -> dict | None:
-    """The record of the run a fine-tuned run started from (None when it started elsewhere)."""
-    if not init_from or not Path(init_from).is_dir():
-        return None
-    ckpt = latest_checkpoint(Path(init_from))
-    return None if ckpt is None else _run_record(Path(init_from), ckpt)
+def base_runs(init_from: str | None) -> list[dict]:
+    """The records of the runs a fine-tuned run descends from, oldest first: the run it started
+    from, the one that run started from, and so on while each is a run folder with a checkpoint
+    (a chain of stages, e.g. ``scripts/make_model.sh default``)."""
+    chain: list[dict] = []
+    seen: set[Path] = set()
+    while init_from and Path(init_from).is_dir() and Path(init_from).resolve() not in seen:
+        run = Path(init_from).resolve()
+        seen.add(run)
+        ckpt = latest_checkpoint(run)
+        if ckpt is None:
+            break
+        chain.insert(0, _run_record(run, ckpt))
+        cfg_file = run / "config.yaml"
+        init_from = (yaml.safe_load(cfg_file.read_text()) or {}).get("init_from") if cfg_file.exists() else None
+    return chain
+
+
+def training_record(run_dir: Path, ckpt: Path, recipe: str | None) -> dict:
+    """The card's ``training`` entry of a run: its own record, recipe and config; for a fine-tune,
+    every stage before it (``stages``) and their steps and wall time added to its own."""
+    train_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
+    training = {**_run_record(run_dir, ckpt), "recipe": recipe, "config": train_cfg}
+    bases = base_runs(train_cfg.get("init_from"))
+    if bases:  # a fine-tuned run: the stages before it count too
+        training["stages"] = [{k: r[k] for k in STAGE_KEYS} for r in (*bases, training)]
+        training["wall_time_s"] = round(sum(r["wall_time_s"] for r in training["stages"]), 1)
+        training["steps"] = int(sum(r["steps"] for r in training["stages"]))
+    return training
 
 
 def export_run(
@@ -75,13 +98,7 @@ def export_run(
     model = build_model(cfg)
     load_weights(model, ckpt / WEIGHTS_FILE)
     save_weights(model, out_dir / WEIGHTS_FILE, cfg)
-    train_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
-    training = {**_run_record(run_dir, ckpt), "recipe": recipe, "config": train_cfg}
-    base = _base_run(train_cfg.get("init_from"))
-    if base is not None:  # a fine-tuned run: the stages before it count too
-        training["stages"] = [{k: r[k] for k in STAGE_KEYS} for r in (base, training)]
-        training["wall_time_s"] = round(training["wall_time_s"] + base["wall_time_s"], 1)
-        training["steps"] = int(training["steps"] + base["steps"])
+    training = training_record(run_dir, ckpt, recipe)
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:

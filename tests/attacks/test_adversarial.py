@@ -126,21 +126,59 @@ def test_attack_jobs_and_targets():
     ]
 
     def stamper(std: float, draws: int) -> SimpleNamespace:
-        model = SimpleNamespace(score=object(), scanner=object())
-        return SimpleNamespace(
-            card=SimpleNamespace(model=SimpleNamespace(smoothing_std=std, scan_draws=draws)), model=model
-        )
+        model = SimpleNamespace(score=lambda x, **kw: x, scanner=object())
+        mcfg = SimpleNamespace(smoothing_std=std, scan_draws=draws, scan_transpose=True, scan_scales=(1.0, 2.0))
+        return SimpleNamespace(card=SimpleNamespace(model=mcfg), model=model)
+
+    def is_base(fn, st: SimpleNamespace) -> bool:  # the deployed score without smoothing noise
+        return fn.func is st.model.score and fn.keywords == {"smoothed": False}
 
     averaged = stamper(0.25, 5)
     t = attack_target(averaged, s)  # the deployed averaged score, exact gradients: no noise added
     assert (t.score_fn, t.sigma, t.attack_sigma, t.mode) == (averaged.model.score, 0.25, 0.0, "smoothed score")
     t = attack_target(averaged, AttackSettings(sigma=0.5))  # an asked-for sigma: Cohen's classifier
-    assert (t.score_fn, t.sigma, t.attack_sigma, t.mode) == (averaged.model.scanner, 0.5, 0.5, "cohen")
+    assert is_base(t.score_fn, averaged) and (t.sigma, t.attack_sigma, t.mode) == (0.5, 0.5, "cohen")
     plain = stamper(0.0, 0)
     t = attack_target(plain, s)
-    assert (t.score_fn, t.attack_sigma, t.mode, t.description) == (
-        plain.model.scanner,
-        0.0,
-        "undefended",
-        "the scanner",
-    )
+    assert is_base(t.score_fn, plain) and (t.attack_sigma, t.mode) == (0.0, "undefended")
+    assert t.description == "the scanner (the larger score of the copy, its transpose, scales 1 and 2)"
+
+
+class _Mean(torch.nn.Module):
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return v.mean(dim=1) * self.gain
+
+
+def test_attacks_aim_at_every_read_of_a_multi_scale_model():
+    """A model that reads scales 1 and 2 and the transpose decides on the largest of four reads:
+    the attack's target is that score (not the scanner alone), gradients reach the input through
+    the antialiased resize, and removal that only fooled one read would not count."""
+    from types import SimpleNamespace
+
+    from deepraft.attacks.runner import base_score
+    from deepraft.config import ModelConfig
+    from deepraft.models import build_model
+
+    model = build_model(
+        ModelConfig(
+            encoder="unet_tiny", scanner="convnet_tiny", work_size=16, scan_scales=(1.0, 2.0), scan_transpose=True
+        )
+    ).eval()
+    torch.manual_seed(0)  # a scanner with signal (an untrained tiny one answers a constant): a
+    conv = torch.nn.Conv2d(3, 1, 3)  # random 3x3 filter, not symmetric, so each read differs
+    model.scanner = torch.nn.Sequential(conv, torch.nn.Flatten(1)).append(_Mean(50.0))
+    st = SimpleNamespace(model=model)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    score = base_score(st)
+    with torch.no_grad():
+        small = torch.nn.functional.interpolate(x, (16, 16), mode="bilinear", antialias=True)
+        reads = [model.scanner(v) for v in (x, x.transpose(-2, -1), small, small.transpose(-2, -1))]
+        assert torch.allclose(score(x), torch.stack(reads).amax(0), atol=1e-5)
+        assert not torch.allclose(score(x), model.scanner(small))
+        thr = float(score(x).min()) - 0.05
+    r = run_attack(score, x, "removal", "apgd-ce", 32 / 255, threshold=thr, steps=10)
+    assert r.clean_accuracy == 1.0 and r.robust_accuracy < 1.0

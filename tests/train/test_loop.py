@@ -83,6 +83,22 @@ def test_init_from_starts_a_new_run_from_other_weights(tmp_path, photo_dir):
         train(other, photo_dir, tmp_path / "bad", show_progress=False)
 
 
+def test_training_record_counts_every_stage_of_a_chain(tmp_path, photo_dir):
+    """A stage fine-tuned from a stage that was itself fine-tuned: the card counts all three."""
+    from deepraft.export import training_record
+
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "s1", show_progress=False)
+    train(_cfg(max_steps=1, init_from=str(tmp_path / "s1")), photo_dir, tmp_path / "s2", show_progress=False)
+    train(_cfg(max_steps=3, init_from=str(tmp_path / "s2")), photo_dir, tmp_path / "s3", show_progress=False)
+    rec = training_record(tmp_path / "s3", latest_checkpoint(tmp_path / "s3"), "recipe")
+    assert [st["run"] for st in rec["stages"]] == ["s1", "s2", "s3"]
+    assert [st["steps"] for st in rec["stages"]] == [2, 1, 3] and rec["steps"] == 6
+    assert rec["wall_time_s"] == pytest.approx(sum(st["wall_time_s"] for st in rec["stages"]), abs=0.2)
+    assert rec["recipe"] == "recipe" and rec["config"]["max_steps"] == 3
+    alone = training_record(tmp_path / "s1", latest_checkpoint(tmp_path / "s1"), None)
+    assert "stages" not in alone and alone["steps"] == 2
+
+
 def test_no_resume_refuses_existing_run(tmp_path, photo_dir):
     train(_cfg(max_steps=2), photo_dir, tmp_path / "r", show_progress=False)
     with pytest.raises(FileExistsError):

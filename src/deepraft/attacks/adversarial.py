@@ -6,7 +6,7 @@ nor the evaluation's benign edits (:mod:`deepraft.edits`).
 * **forging**: clean images, the attacker wants them judged stamped (to get someone's
   picture blocked).
 
-Attacks act on the scanner's input (the working copy, values in [0, 1]) with an L-inf or L2
+Attacks act on the deployed score's input (the scan copy, values in [0, 1]) with an L-inf or L2
 budget. Against a smoothed scanner they adapt: the model they see adds the smoothing noise at
 every call, and APGD averages its gradient over ``eot`` noise draws (expectation over
 transformation); success is then judged by the *smoothed* decision (Cohen's PREDICT, where an

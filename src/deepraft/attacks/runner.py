@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ class AttackSettings:
     linf_eps: tuple[float, ...] = LINF_EPS
     """L-inf budgets in 1/255 units."""
     l2_eps: tuple[float, ...] = L2_EPS
-    """L2 budgets in [0,1] units on the working copy."""
+    """L2 budgets in [0,1] units on the scan copy."""
     steps: int = 50
     eot: int = 8
     n_queries: int = 1000
@@ -95,13 +96,30 @@ def attack_target(stamper: Any, settings: AttackSettings) -> _Target:
         )
         return _Target(stamper.model.score, mcfg.smoothing_std, 0.0, "smoothed score", description)
     sigma = mcfg.smoothing_std if settings.sigma is None else settings.sigma
+    base = base_score(stamper)
     if sigma > 0:
         description = (
-            f"the smoothed classifier of Cohen et al. (sigma {sigma:g}): EOT over {settings.eot} noise draws "
-            f"per gradient, judged by PREDICT with {settings.smooth_n} draws"
+            f"the smoothed classifier of Cohen et al. (sigma {sigma:g}) around {_describe_base(mcfg)}: EOT "
+            f"over {settings.eot} noise draws per gradient, judged by PREDICT with {settings.smooth_n} draws"
         )
-        return _Target(stamper.model.scanner, sigma, sigma, "cohen", description)
-    return _Target(stamper.model.scanner, sigma, sigma, "undefended", "the scanner")
+        return _Target(base, sigma, sigma, "cohen", description)
+    return _Target(base, sigma, sigma, "undefended", _describe_base(mcfg))
+
+
+def base_score(stamper: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The deployed score of scan copies without smoothing noise: the scanner, and for a model
+    that reads several scales or the transpose too, the largest of those reads (what
+    :meth:`Stamper.scan` decides on), so an attack must get past every one of them."""
+    return partial(stamper.model.score, smoothed=False)
+
+
+def _describe_base(mcfg: Any) -> str:
+    reads = []
+    if mcfg.scan_transpose:
+        reads.append("its transpose")
+    if len(mcfg.scan_scales) > 1:
+        reads.append("scales " + " and ".join(f"{s:g}" for s in mcfg.scan_scales))
+    return "the scanner" + (f" (the larger score of the copy, {', '.join(reads)})" if reads else "")
 
 
 def attack_jobs(settings: AttackSettings) -> list[tuple[str, str, str, float]]:
@@ -127,11 +145,11 @@ def run_attacks(
     pics = [p for _, p in stamper.read_many(files, failed)]
     if not pics:
         raise ValueError("attack: no readable photos")
-    stamped = stamper.work_copies(stamper.protect_pictures(pics))
-    clean = stamper.work_copies(pics)
+    stamped = stamper.scan_copies(stamper.protect_pictures(pics))
+    clean = stamper.scan_copies(pics)
     thr = stamper.card.threshold()
     target = attack_target(stamper, settings)
-    sanity = check_attack_breaks_base(stamper.model.scanner, stamped, thr)
+    sanity = check_attack_breaks_base(base_score(stamper), stamped, thr)
     jobs = attack_jobs(settings)
     rows = []
     for attack, goal, norm, eps in progress(jobs) if progress else jobs:
@@ -164,7 +182,8 @@ def run_attacks(
         "settings": asdict(settings),
         "sanity": sanity,
         "results": rows,
-        "space": f"perturbations of the scanner's {stamper.work_size}x{stamper.work_size} working copy",
+        "space": f"perturbations of the scan copy (a working copy at {stamper.scan_size}^2 pixels, "
+        f"{tuple(stamped.shape[-2:])} in this batch)",
     }
     atomic_write_bytes(out_dir / "attack.json", (json.dumps(summary, indent=2) + "\n").encode())
     plot_robust(out_dir, summary)

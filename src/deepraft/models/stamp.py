@@ -112,18 +112,20 @@ class StampModel(nn.Module):
         ``scan_scales``."""
         return round(self.cfg.work_size * max(self.cfg.scan_scales))
 
-    def score(self, copies: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    def score(self, copies: torch.Tensor, chunk: int = 256, smoothed: bool = True) -> torch.Tensor:
         """The deployed score of (B,3,h,w) scan copies (working copies at :attr:`scan_size`): the
         largest over ``scan_scales`` of the scanner's logit on the copy resized to that scale.
         For a smoothing model, the logit's mean over ``scan_draws`` fixed draws of the smoothing
-        noise (the same draws for every image: a score does not depend on the batch or call)."""
+        noise (the same draws for every image: a score does not depend on the batch or call);
+        ``smoothed=False`` leaves that noise out (the base classifier that attacks and
+        certification wrap). Differentiable in ``copies``."""
         top = max(self.cfg.scan_scales)
         h, w = copies.shape[-2:]
         out: torch.Tensor | None = None
         for s in self.cfg.scan_scales:
             size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
             work = copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
-            sc = self._score_one(work, chunk)
+            sc = self._score_one(work, chunk) if smoothed else self.read(work)
             out = sc if out is None else torch.maximum(out, sc)
         assert out is not None
         return out

@@ -10,7 +10,8 @@ The base classifier is ``f(x) = 1[score(x) > threshold]`` (1: stamped). The smoo
   around ``x``, where ``pA_lower`` is the one-sided Clopper-Pearson lower confidence bound on
   ``P(f(x + e) = cA)``; it abstains when ``pA_lower <= 1/2``.
 
-The noise and the radius live in the space the scanner reads: the working copy, values in [0, 1].
+The noise and the radius live in the space the deployed score reads: the scan copy (the working
+copy at the largest of the model's scan scales), values in [0, 1].
 """
 
 from __future__ import annotations

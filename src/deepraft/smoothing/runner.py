@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,14 +51,14 @@ def run_certify(
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma = settings.sigma or stamper.card.model.smoothing_std or 0.25
     thr = stamper.card.threshold() if settings.base_threshold is None else settings.base_threshold
-    smooth = Smooth(lambda x: stamper.model.read(x), sigma, thr)
+    smooth = Smooth(partial(stamper.model.score, smoothed=False), sigma, thr)
     files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
     failed: list[str] = []
     rows, certs, labels = [], [], []
     g = torch.Generator(device=stamper.device).manual_seed(settings.seed)
     for f, pic in stamper.read_many(files, failed, progress):
         stamped = stamper.protect_pictures([pic])[0]
-        work = stamper.work_copies([stamped, pic])
+        work = stamper.scan_copies([stamped, pic])
         for label, x in ((1, work[0]), (0, work[1])):
             with torch.inference_mode():
                 c = smooth.certify(x, settings.n0, settings.n, settings.alpha, settings.batch_size, g)
@@ -93,8 +94,8 @@ def run_certify(
         "curve": curve,
         "samples": rows,
         "failed": failed,
-        "space": f"L2 radius in the scanner's input: the {stamper.work_size}x{stamper.work_size} working copy, "
-        "values in [0, 1]",
+        "space": f"L2 radius in the deployed score's input: the scan copy (a working copy at {stamper.scan_size}^2 "
+        "pixels), values in [0, 1]",
     }
     atomic_write_bytes(out_dir / "certify.json", (json.dumps(summary, indent=2) + "\n").encode())
     plot_certified(out_dir, summary)
@@ -109,7 +110,7 @@ def plot_certified(out_dir: Path, summary: dict) -> Path:
     return line_plot(
         Path(out_dir) / "certified_accuracy.png",
         curves,
-        "L2 radius (working copy, [0,1] scale)",
+        "L2 radius (scan copy, [0,1] scale)",
         "certified accuracy",
         f"certified accuracy, sigma {summary['sigma']:g}, n {summary['settings']['n']}",
         step=True,
