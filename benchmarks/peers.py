@@ -204,10 +204,16 @@ def comparison(res: dict) -> list[str]:
             f"- {names[0]} vs {n}: higher TPR on {won} of {len(diff)} conditions, equal on "
             f"{sum(d == 0 for d in diff.values())}, lower on {len(lost)}"
             + (f" ({', '.join(lost)})" if lost else "")
-            + f"; embedding {peer['embed_s_per_image'] / ours['embed_s_per_image']:.0f}x and detection "
-            f"{peer['detect_s_per_image'] / ours['detect_s_per_image']:.0f}x faster."
+            + f"; embedding {_speed_ratio(peer['embed_s_per_image'], ours['embed_s_per_image'])} and detection "
+            f"{_speed_ratio(peer['detect_s_per_image'], ours['detect_s_per_image'])}."
         )
     return out
+
+
+def _speed_ratio(theirs_s: float, ours_s: float) -> str:
+    """'12x faster' or '3.4x slower' (ours against theirs, seconds per image)."""
+    r = theirs_s / ours_s
+    return f"{r:.2g}x faster" if r >= 1 else f"{1 / r:.2g}x slower"
 
 
 def plot(res: dict, path: Path) -> None:

@@ -48,3 +48,8 @@ def test_peers_run_scores_tables_and_plot(peers, tmp_path):
     assert "| jpeg 50 |" in md and lines[0] in md and "| SSIMULACRA 2 (mean;" in md
     peers.plot(res, tmp_path / "peers.png")
     assert (tmp_path / "peers.png").stat().st_size > 1000
+
+
+def test_speed_ratio_says_slower_when_ours_is_slower(peers):
+    assert peers._speed_ratio(2.0, 0.1) == "20x faster"
+    assert peers._speed_ratio(0.1, 0.32) == "3.2x slower"
