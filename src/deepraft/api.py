@@ -184,7 +184,7 @@ class Stamper:
     def _work_array(self, image: ImageLike) -> np.ndarray:
         """The scan copy of one image; a PIL image is resized directly (no full-size array)."""
         if isinstance(image, Picture):
-            return work_copy(image.rgb, self.scan_size, self.work_mode)
+            return self.scan_arrays([image])[0]
         if isinstance(image, Image.Image):
             return work_copy_from_pil(image, self.scan_size, self.work_mode, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
