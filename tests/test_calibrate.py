@@ -58,6 +58,30 @@ def test_calibrate_with_a_known_scorer(tmp_path):
     assert cal.as_dict()["empirical_thresholds"] == cal.empirical
 
 
+def test_calibration_tail_names_the_photo_and_edit_of_the_highest_clean_scores(tmp_path):
+    for i in range(3):
+        synthetic_photo(i, 96 + 16 * i, 80).save(tmp_path / f"p{i}.png")
+
+    def by_area(images: list[Image.Image]) -> list[float]:  # a border or an upscale scores high
+        return [float(im.width * im.height) for im in images]
+
+    cal = calibrate(by_area, sorted(tmp_path.iterdir()), fprs=(0.1,), variants_per_image=12, tail_size=5)
+    tail = cal.as_dict()["tail"]
+    assert len(tail) == 5 and [t["score"] for t in tail] == sorted((t["score"] for t in tail), reverse=True)
+    # the largest picture of the largest photo comes first, and its label says how it was made
+    biggest = max(
+        clean_variants(Image.open(tmp_path / "p2.png").convert("RGB"), 12, seed=2), key=lambda im: im.width * im.height
+    )
+    assert tail[0]["photo"] == "p2.png" and tail[0]["score"] == biggest.width * biggest.height
+    assert all(t["edit"] == "original" or any(c in t["edit"] for c in ("jpeg", "webp", "none")) for t in tail)
+    labels: list[str] = []
+    pics = list(clean_variants(synthetic_photo(0), 5, seed=1, labels=labels))
+    assert len(labels) == len(pics) == 5 and labels[0] == "original" and all(" + " in x or x for x in labels[1:])
+    assert [np.asarray(p).shape for p in pics] == [
+        np.asarray(p).shape for p in clean_variants(synthetic_photo(0), 5, seed=1)
+    ]
+
+
 def test_bootstrap_threshold_keeps_an_outlier_photo_in():
     rng = np.random.default_rng(1)
     groups = [rng.normal(-5, 1, 50) for _ in range(28)] + [rng.normal(0, 1, 50)]  # one look-alike photo

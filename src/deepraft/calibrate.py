@@ -59,26 +59,47 @@ def fpr_resolution(n_negatives: int) -> float:
     return 1.0 / max(1, n_negatives)
 
 
-def benign_variant(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _step_label(name: str, strength: object) -> str:
+    """``name`` and its step's strength, numbers to 3 significant digits (``color 1.64,0.524,1.46``)."""
+    if strength is None:
+        return name
+    values = strength if isinstance(strength, (tuple, list)) else (strength,)
+    return f"{name} " + ",".join(f"{v:.3g}" if isinstance(v, (int, float)) else str(v) for v in values)
+
+
+def benign_variant(img: Image.Image, rng: np.random.Generator, steps: list[str] | None = None) -> Image.Image:
     """One random everyday edit (or chain of two) of a clean RGB photo, then an encoder: one or
     two kinds of :data:`deepraft.edits.UPLOAD_KINDS` (crop, resize, colour, mirror, turn, border,
     slight rotation, caption bar, none), each drawing its step, then
-    :func:`deepraft.edits.sample_upload_codec` (JPEG, WebP or none)."""
+    :func:`deepraft.edits.sample_upload_codec` (JPEG, WebP or none). The steps taken, as
+    ``name strength``, are appended to ``steps`` when given."""
     out = img
     kinds = rng.choice(list(UPLOAD_KINDS), size=int(rng.integers(1, 3)), replace=False)
     for kind in kinds:
         name, strength = UPLOAD_KINDS[str(kind)].sample(rng)
         out = EDITS[name](out, strength, rng)
+        if steps is not None:
+            steps.append(_step_label(name, strength))
     name, strength = sample_upload_codec(rng)
+    if steps is not None:
+        steps.append(_step_label(name, strength))
     return EDITS[name](out, strength, rng)
 
 
-def clean_variants(img: Image.Image, count: int, seed: int) -> Iterable[Image.Image]:
-    """The photo itself, then ``count - 1`` deterministic benign variants of it."""
+def clean_variants(img: Image.Image, count: int, seed: int, labels: list[str] | None = None) -> Iterable[Image.Image]:
+    """The photo itself, then ``count - 1`` deterministic benign variants of it. With ``labels``,
+    what was done to each yielded picture is appended to it (``original``, or the edit steps
+    joined by ``+``) before the picture is yielded."""
+    if labels is not None:
+        labels.append("original")
     yield img
     rng = np.random.default_rng(seed)
     for _ in range(count - 1):
-        yield benign_variant(img, rng)
+        steps: list[str] | None = [] if labels is not None else None
+        out = benign_variant(img, rng, steps)
+        if labels is not None and steps is not None:
+            labels.append(" + ".join(steps))
+        yield out
 
 
 @dataclass
@@ -91,6 +112,9 @@ class Calibration:
     failed: list[str]
     empirical: dict[str, float] = field(default_factory=dict)
     confidence: float = 0.95
+    tail: list[dict[str, object]] = field(default_factory=list)
+    """The highest clean scores (photo, what was done to it, score), highest first: what sets
+    the low-FPR thresholds."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -102,6 +126,7 @@ class Calibration:
             "failed": self.failed,
             "empirical_thresholds": self.empirical,
             "confidence": self.confidence,
+            "tail": self.tail,
             "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
             "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, "
             "caption bars); the card's threshold is its "
@@ -120,11 +145,14 @@ def calibrate(
     data_name: str = "",
     progress: Callable[[Iterable], Iterable] | None = None,
     confidence: float = 0.95,
+    tail_size: int = 10,
 ) -> Calibration:
-    """Score every file and its benign variants with ``score_fn`` and derive thresholds."""
+    """Score every file and its benign variants with ``score_fn`` and derive thresholds; the
+    ``tail_size`` highest clean scores are kept with their photo and edit."""
     from .imageio import ImageError, read_image
 
     groups: list[list[float]] = []
+    tagged: list[tuple[float, str, str]] = []
     failed: list[str] = []
     n_images = 0
     for i, f in enumerate(progress(files) if progress else files):
@@ -135,10 +163,19 @@ def calibrate(
             continue
         n_images += 1
         img = Image.fromarray(pic.rgb)
-        groups.append(score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i))))
+        labels: list[str] = []
+        group = [float(v) for v in score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i, labels)))]
+        groups.append(group)
+        tagged += sorted(zip(group, [Path(f).name] * len(group), labels), reverse=True)[:tail_size]
     if not groups:
         raise ValueError("calibration: no readable clean photos")
     scores = [s for g in groups for s in g]
     empirical = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
     thresholds = {f"{fpr:g}": bootstrap_threshold(groups, fpr, confidence=confidence, seed=seed) for fpr in fprs}
-    return Calibration(thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical, confidence)
+    tail = [
+        {"photo": photo, "edit": label, "score": round(score, 4)}
+        for score, photo, label in sorted(tagged, reverse=True)[:tail_size]
+    ]
+    return Calibration(
+        thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical, confidence, tail
+    )

@@ -299,6 +299,9 @@ def train(
     batch_size: Optional[int] = typer.Option(None, min=1),
     lr: Optional[float] = typer.Option(None, min=0.0),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda ..."),
+    workers: Optional[int] = typer.Option(
+        None, min=0, help="Data-loading worker processes (data.num_workers; 0: in the training process)."
+    ),
     no_resume: bool = typer.Option(False, help="Refuse to continue an existing run."),
     until_step: Optional[int] = typer.Option(None, min=1, help="End this slice at this step (resume later)."),
     time_limit: Optional[float] = typer.Option(None, min=0.0, help="End this slice after these many minutes."),
@@ -321,6 +324,7 @@ def train(
         "init_from": str(Path(init_from).resolve()) if init_from and Path(init_from).exists() else init_from,
         "model": {"smoothing_std": std},
         "augment": {"aug_start": aug_start, "aug_end": aug_end},
+        "data": {"num_workers": workers},
     }
     overrides = _drop_none(given)
     try:

@@ -23,6 +23,23 @@ def test_attack_shape_gradient_and_replay(name):
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_replay_runs_in_float32_under_bfloat16_autocast(name):
+    """A GPU training step stamps under bfloat16 autocast; the edits must still run (the hue
+    turn's colour-space inverse and the antialiased resizes have no bfloat16 kernel) and give
+    float32 pictures with a gradient back to the bfloat16 input."""
+    from deepraft.augment.attacks import AttackRecord
+
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(4, 3, 32, 40) * 0.8 + 0.1).bfloat16().requires_grad_(True)
+    record = AttackRecord(strength=1.0, ops=[(name, ATTACKS[name].sample(4, (32, 40), 1.0, g))])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = replay(x, record)
+    assert y.dtype == torch.float32 and y.shape == x.shape and torch.isfinite(y).all()
+    y.sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_strength_zero_is_identity(name):
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4) * 0.8 + 0.1, size=(32, 32), mode="bilinear")

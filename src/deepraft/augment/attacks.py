@@ -225,14 +225,20 @@ class AttackLayer:
 
 
 def replay(x: torch.Tensor, record: AttackRecord, jpeg_mode: str = "real_ste") -> torch.Tensor:
-    """Apply the attacks of ``record`` to ``x`` (the same parameters, the same order)."""
-    y = x
-    for name, params in record.ops:
-        kwargs = {"mode": jpeg_mode} if name == "jpeg" else {}
-        y = ATTACKS[name].apply(y, params, **kwargs)
-    if record.keep_clean is not None and record.ops:
-        keep = record.keep_clean.to(x.device).view(-1, 1, 1, 1)
-        y = torch.where(keep, x, y)
+    """Apply the attacks of ``record`` to ``x`` (the same parameters, the same order), in float32
+    with autocast off whatever the caller runs under: under CUDA's bfloat16 autocast the stamped
+    batch arrives in bfloat16, where the hue turn's colour-space inverse and the antialiased
+    resizes of ``resize`` and ``collage`` have no kernel (the training step failed on a GPU), and
+    an edit of a picture needs float32's precision anyway."""
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        y = x
+        for name, params in record.ops:
+            kwargs = {"mode": jpeg_mode} if name == "jpeg" else {}
+            y = ATTACKS[name].apply(y, params, **kwargs)
+        if record.keep_clean is not None and record.ops:
+            keep = record.keep_clean.to(x.device).view(-1, 1, 1, 1)
+            y = torch.where(keep, x, y)
     return y
 
 
