@@ -3,7 +3,9 @@
 # to train in slices), export a calibrated model card into the package and check it.
 #   scripts/make_model.sh MODEL [deepraft train options]
 # MODEL: default (stamp v2): configs/default_stage1.yaml for 2,500 steps, its fine-tune
-# configs/default_stage2.yaml for 2,000 steps, then the fine-tune configs/default.yaml. STAGES lists
+# configs/default_stage2.yaml for 2,000 steps, configs/default_stage3.yaml for 3,000 steps, then
+# the fine-tune configs/default.yaml (3,295 steps of batch 64: the bundled one ran on a lent GPU,
+# pass --device cuda --workers 6 there). STAGES lists
 # the runs before MODEL as CONFIG[:UNTIL_STEP], each started from the one before; the first models
 # (configs/default_base.yaml, then a fine-tune such as configs/hardened.yaml) are made with
 # STAGES=default_base scripts/make_model.sh hardened.
@@ -14,7 +16,7 @@ MODEL=${1:?usage: scripts/make_model.sh MODEL [train options]}
 shift
 PHOTOS=${PHOTOS:-../shared/data/photos}
 if [[ "$MODEL" == default ]]; then
-  STAGES=${STAGES:-default_stage1:2500 default_stage2:2000}
+  STAGES=${STAGES:-default_stage1:2500 default_stage2:2000 default_stage3:3000}
 fi
 PREV=""
 RECIPE=""

@@ -344,12 +344,15 @@ def test_every_config_resolves_and_builds_its_model(path):
 def test_default_recipe_stages_fine_tune_each_other():
     """scripts/make_model.sh default: configs/default_stage2.yaml continues
     configs/default_stage1.yaml's weights with a weaker stamp that fades in from stage 1's
-    strength; configs/default.yaml continues stage 2's at its strength, with an anti-aliased
-    scanner (same weights) reading crops at the working copy's scale."""
+    strength; configs/default_stage3.yaml continues stage 2's at its strength, with an
+    anti-aliased scanner (same weights) reading crops at the working copy's scale;
+    configs/default.yaml (stage 4) continues stage 3 with the same model and a larger batch and
+    harder geometry; the recipe's chain names these stages in this order."""
     from deepraft.models import build_model
 
-    s1, s2, s3 = (
-        load_train_config(REPO / "configs" / f"{n}.yaml") for n in ("default_stage1", "default_stage2", "default")
+    s1, s2, s3, s4 = (
+        load_train_config(REPO / "configs" / f"{n}.yaml")
+        for n in ("default_stage1", "default_stage2", "default_stage3", "default")
     )
     build_model(s2.model).load_state_dict(build_model(s1.model).state_dict())  # strict: same shapes
     build_model(s3.model).load_state_dict(build_model(s2.model).state_dict())
@@ -359,6 +362,13 @@ def test_default_recipe_stages_fine_tune_each_other():
     assert stamp_boost(0, s2) == pytest.approx(10 ** (gap / 20)) and stamp_boost(s2.max_steps, s2) == 1.0
     assert s3.model.psnr_target == s2.model.psnr_target and stamp_boost(0, s3) == 1.0
     assert s3.model.scanner_kwargs["antialias"] and s3.data.at_work_scale and "jitter" in s3.augment.always
+    assert s4.model == s3.model and s4.data == s3.data and stamp_boost(0, s4) == 1.0  # same stamp, same reads
+    assert s4.batch_size > s3.batch_size and s4.lr < s3.lr
+    for name in ("affine", "crop", "occlude", "perspective"):  # harder geometry, never easier
+        assert s4.augment.max_strength[name] >= s3.augment.max_strength[name]
+    assert s4.augment.max_strength["collage"] < s3.augment.max_strength["collage"]  # smaller pastes
+    recipe = (REPO / "scripts" / "make_model.sh").read_text()
+    assert "default_stage1:2500 default_stage2:2000 default_stage3:3000" in recipe
 
 
 @pytest.mark.parametrize(
