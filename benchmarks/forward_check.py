@@ -115,8 +115,16 @@ def edits(backgrounds: list[Image.Image]) -> dict[str, Edit]:
     }
 
 
-def check(model: str, files: list[Path], backgrounds: list[Image.Image]) -> dict[str, object]:
+def check(
+    model: str, files: list[Path], backgrounds: list[Image.Image], scan_scales: list[float] | None = None
+) -> dict[str, object]:
+    """``scan_scales`` replaces the model's (the same stamp, read at other scales: a what-if
+    for the deployed score, e.g. a half-scale read for crops that enlarge the stamp)."""
     stamper = deepraft.load(model, device="cpu")
+    if scan_scales:
+        if 1.0 not in scan_scales or min(scan_scales) <= 0:
+            raise SystemExit(f"--scan-scales must be positive and include 1, got {scan_scales}")
+        stamper.model.cfg.scan_scales = [float(x) for x in scan_scales]
     table = edits(backgrounds)
     scores: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in table}
     quality = []
@@ -156,12 +164,15 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "val")
     ap.add_argument("--photos", type=int, default=8)
     ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: print only)")
+    ap.add_argument("--scan-scales", type=float, nargs="+", default=None, help="read at these scales instead")
     args = ap.parse_args()
     files = find_images(args.data)
     if len(files) < args.photos + 2:
         raise SystemExit(f"{args.data}: needs at least {args.photos + 2} photos")
     backgrounds = [Image.open(f).convert("RGB") for f in files[-4:]]
-    res = check(args.model, files[: args.photos], backgrounds)
+    res = check(args.model, files[: args.photos], backgrounds, args.scan_scales)
+    if args.scan_scales:
+        res["scan_scales"] = args.scan_scales
     print(
         f"PSNR mean {res['psnr']['mean']:.2f} min {res['psnr']['min']:.2f}; SSIMULACRA 2 mean "
         f"{res['ssimulacra2']['mean']:.1f} min {res['ssimulacra2']['min']:.1f}; threshold {res['threshold']:.2f}"

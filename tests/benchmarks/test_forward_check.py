@@ -46,3 +46,27 @@ def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):
     assert all(res["threshold"] >= row["median_clean"] for row in res["edits"].values())
     assert 20 < res["psnr"]["min"] <= res["psnr"]["mean"] and res["ssimulacra2"]["mean"] <= 100
     assert "TPR at zero FP" in r.stdout
+
+
+def test_forward_check_reads_at_other_scales_when_asked(tiny_area_card):
+    """--scan-scales adds reads to the deployed score: the score is the largest read, so every
+    median can only rise over the model's own scales; scales without 1 are refused."""
+    import importlib.util
+
+    import pytest
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("forward_check", ROOT / "benchmarks" / "forward_check.py")
+    assert spec is not None and spec.loader is not None
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+    files = sorted(EXAMPLES.glob("*.jpg"))
+    backgrounds = [Image.open(f).convert("RGB") for f in files[-4:]]
+    own = fc.check(str(tiny_area_card), files[:1], backgrounds)
+    more = fc.check(str(tiny_area_card), files[:1], backgrounds, scan_scales=[0.5, 1.0, 2.0])
+    for name, row in own["edits"].items():
+        assert more["edits"][name]["median_stamped"] >= row["median_stamped"] - 1e-5
+        assert more["edits"][name]["median_clean"] >= row["median_clean"] - 1e-5
+    assert any(more["edits"][n]["median_clean"] > r["median_clean"] + 1e-4 for n, r in own["edits"].items())
+    with pytest.raises(SystemExit, match="include 1"):
+        fc.check(str(tiny_area_card), files[:1], backgrounds, scan_scales=[0.5, 2.0])
