@@ -31,6 +31,7 @@ import deepraft
 from deepraft.data import find_images
 from deepraft.eval.quality import ssimulacra2
 from deepraft.measures import psnr
+from deepraft.models.stamp import check_scan_scales
 
 HERE = Path(__file__).resolve().parent
 T = Image.Transpose
@@ -122,8 +123,10 @@ def check(
     for the deployed score, e.g. a half-scale read for crops that enlarge the stamp)."""
     stamper = deepraft.load(model, device="cpu")
     if scan_scales:
-        if 1.0 not in scan_scales or min(scan_scales) <= 0:
-            raise SystemExit(f"--scan-scales must be positive and include 1, got {scan_scales}")
+        try:
+            check_scan_scales(scan_scales, stamper.model.cfg.smoothing_std)
+        except ValueError as exc:
+            raise SystemExit(f"--scan-scales: {exc}") from exc
         stamper.model.cfg.scan_scales = [float(x) for x in scan_scales]
     table = edits(backgrounds)
     scores: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in table}

@@ -3,7 +3,7 @@ resize, the perceptual mask and the strength control."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -13,14 +13,20 @@ from . import functional as Fn
 from .registry import create_encoder, create_scanner
 
 
+def check_scan_scales(scales: Sequence[float], smoothing_std: float = 0.0) -> None:
+    """Raise ValueError unless ``scales`` can be the reads of a deployed score: positive, 1
+    among them, and one scale only for a smoothing model."""
+    scales = tuple(scales)
+    if 1.0 not in scales or min(scales) <= 0:
+        raise ValueError(f"scan_scales must be positive and include 1, got {scales}")
+    if len(scales) > 1 and smoothing_std > 0:
+        raise ValueError("scan_scales: a smoothing model reads one scale (its noise lives in one working copy)")
+
+
 class StampModel(nn.Module):
     def __init__(self, cfg: ModelConfig, encoder: nn.Module, scanner: nn.Module) -> None:
         super().__init__()
-        scales = tuple(cfg.scan_scales)
-        if 1.0 not in scales or min(scales) <= 0:
-            raise ValueError(f"scan_scales must be positive and include 1, got {scales}")
-        if len(scales) > 1 and cfg.smoothing_std > 0:
-            raise ValueError("scan_scales: a smoothing model reads one scale (its noise lives in one working copy)")
+        check_scan_scales(cfg.scan_scales, cfg.smoothing_std)
         self.cfg = cfg
         self.encoder = encoder
         self.scanner = scanner
