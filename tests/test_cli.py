@@ -109,6 +109,28 @@ def test_export_cli(tmp_path, tiny_run, photo_dir):
     assert set(card["thresholds"]) == {"0.1", "0.001"}
 
 
+def test_export_scan_scales_replace_the_runs_and_say_so(tmp_path, tiny_run, photo_dir):
+    common = ("--name", "t3", "--calib-data", photo_dir, "--variants", "2", "--fpr", "0.1")
+    bad = run_cli("export", tiny_run, "--out", tmp_path / "bad", *common, "--scan-scales", "0.5")
+    assert bad.returncode == 2 and "include 1" in bad.stderr
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    for out, scales in (("plain", ()), ("half", ("--scan-scales", "0.5", "--scan-scales", "1"))):
+        r = run_cli("export", tiny_run, "--out", tmp_path / out, *common, *scales)
+        assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "half" / "card.json").read_text())
+    assert card["model"]["scan_scales"] == [0.5, 1.0]
+    assert card["training"]["export_overrides"] == {"scan_scales": [0.5, 1.0]}
+    assert card["training"]["config"]["model"]["scan_scales"] == [1.0]  # what the run trained with
+    assert "export_overrides" not in json.loads((tmp_path / "plain" / "card.json").read_text())["training"]
+    import deepraft
+
+    plain, half = deepraft.load(tmp_path / "plain"), deepraft.load(tmp_path / "half")
+    assert half.model.cfg.scan_scales == (0.5, 1.0)
+    photos = [Image.open(p).convert("RGB") for p in sorted(photo_dir.iterdir())[:3]]
+    for photo in photos:  # the same weights; the deployed score is the larger of the two reads
+        assert half.scan(photo).score >= plain.scan(photo).score - 1e-5
+
+
 def test_fail_on_protected_with_default_model(tmp_path):
     photo = EXAMPLES / "opencv-doc__orange.jpg"
     clean = tmp_path / "clean"

@@ -365,6 +365,9 @@ def export(
     default_fpr: float = typer.Option(1e-3),
     variants: int = typer.Option(50, min=1, help="Benign variants per calibration photo."),
     recipe: Optional[str] = typer.Option(None, help="The command that trained the run, for the card."),
+    scan_scales: Optional[List[float]] = typer.Option(
+        None, help="Scales the deployed scanner reads at, instead of the run's (repeat the option; include 1)."
+    ),
 ) -> None:
     """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
     model into ONNX graphs for mobile and edge clients)."""
@@ -393,6 +396,7 @@ def export(
             test_data,
             recipe,
             progress=lambda xs: _progress_iter(list(xs), "export"),
+            scan_scales=scan_scales or None,
         )
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -78,10 +79,13 @@ def export_run(
     test_data: Path | None = None,
     recipe: str | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    scan_scales: Sequence[float] | None = None,
 ) -> ModelCard:
     """Write ``out_dir`` (card.json + model.safetensors) from the latest checkpoint of ``run_dir``,
     with thresholds calibrated on the clean photos of ``calib_data`` and, when ``test_data`` is
-    given, the quick check's metrics on its photos."""
+    given, the quick check's metrics on its photos. ``scan_scales`` replaces the run's (the scales
+    the deployed scanner reads at; training never reads them, so the same weights serve): the
+    card's model config carries the new ones and its ``training.export_overrides`` says so."""
     from .eval.headline import headline_check
 
     run_dir = Path(run_dir).resolve()
@@ -93,12 +97,18 @@ def export_run(
     out_dir = Path(out_dir).resolve()
     if out_dir == run_dir:
         raise ValueError(f"{out_dir}: refusing to export over the run folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
     cfg = read_model_config(ckpt / WEIGHTS_FILE)
-    model = build_model(cfg)
+    overrides = {}
+    if scan_scales is not None and tuple(scan_scales) != tuple(cfg.scan_scales):
+        overrides["scan_scales"] = [float(s) for s in scan_scales]
+        cfg = dataclasses.replace(cfg, scan_scales=tuple(overrides["scan_scales"]))
+    model = build_model(cfg)  # checks the scales before anything is written
     load_weights(model, ckpt / WEIGHTS_FILE)
+    out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(model, out_dir / WEIGHTS_FILE, cfg)
     training = training_record(run_dir, ckpt, recipe)
+    if overrides:
+        training["export_overrides"] = overrides
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:
