@@ -126,6 +126,9 @@ class AugmentConfig:
     p_pattern: float = 0.0
     """Fraction of the clean samples that get a random grating or band-limited noise at the
     stamp's strength, labelled 'not stamped': no fixed pattern passes for the stamp."""
+    pattern_db: float = 0.0
+    """Those patterns are stronger than the stamp by a random 0..pattern_db dB (uniform in dB):
+    a forger adds a grating at 40 dB, about 13 dB over a 53 dB stamp. 0: at the stamp's RMS."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from .card import WEIGHTS_FILE, ModelCard, sha256_file, write_card
 from .data import find_images
 from .imageio import picture_from_pil
 from .models import build_model
+from .models.stamp import StampModel
 from .train.checkpoint import read_train_state
 from .weights_io import latest_checkpoint, load_weights, read_model_config, save_weights
 
@@ -68,6 +69,19 @@ def training_record(run_dir: Path, ckpt: Path, recipe: str | None) -> dict:
     return training
 
 
+def _checkpoint_model(ckpt: Path, scan_scales: Sequence[float] | None) -> tuple[StampModel, dict]:
+    """The model of checkpoint ``ckpt``, reading at ``scan_scales`` when given, and the config
+    fields that differ from the checkpoint's (``{}`` or ``{"scan_scales": [...]}``)."""
+    cfg = read_model_config(ckpt / WEIGHTS_FILE)
+    overrides = {}
+    if scan_scales is not None and tuple(scan_scales) != tuple(cfg.scan_scales):
+        overrides["scan_scales"] = [float(s) for s in scan_scales]
+        cfg = dataclasses.replace(cfg, scan_scales=tuple(overrides["scan_scales"]))
+    model = build_model(cfg)
+    load_weights(model, ckpt / WEIGHTS_FILE)
+    return model, overrides
+
+
 def export_run(
     run_dir: Path,
     name: str,
@@ -97,13 +111,8 @@ def export_run(
     out_dir = Path(out_dir).resolve()
     if out_dir == run_dir:
         raise ValueError(f"{out_dir}: refusing to export over the run folder")
-    cfg = read_model_config(ckpt / WEIGHTS_FILE)
-    overrides = {}
-    if scan_scales is not None and tuple(scan_scales) != tuple(cfg.scan_scales):
-        overrides["scan_scales"] = [float(s) for s in scan_scales]
-        cfg = dataclasses.replace(cfg, scan_scales=tuple(overrides["scan_scales"]))
-    model = build_model(cfg)  # checks the scales before anything is written
-    load_weights(model, ckpt / WEIGHTS_FILE)
+    model, overrides = _checkpoint_model(ckpt, scan_scales)  # checks them before anything is written
+    cfg = model.cfg
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(model, out_dir / WEIGHTS_FILE, cfg)
     training = training_record(run_dir, ckpt, recipe)

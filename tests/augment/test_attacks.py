@@ -198,6 +198,22 @@ def test_sample_negatives_fractions_and_patterns():
     assert torch.allclose(rms, torch.ones_like(rms), atol=1e-3)
 
 
+def test_pattern_db_makes_the_forged_patterns_stronger_than_the_stamp():
+    from deepraft.augment import sample_negatives
+
+    cfg = AugmentConfig(p_swap=0.2, p_pattern=0.3)
+    plain = sample_negatives(2000, (16, 16), cfg, torch.Generator().manual_seed(0))
+    cfg.pattern_db = 14.0
+    loud = sample_negatives(2000, (16, 16), cfg, torch.Generator().manual_seed(0))
+    assert plain is not None and loud is not None
+    assert torch.equal(plain["swap"], loud["swap"]) and torch.equal(plain["use_pattern"], loud["use_pattern"])
+    db = 20 * loud["pattern"].pow(2).mean(dim=(1, 2, 3)).sqrt().log10()
+    assert float(db.min()) >= -1e-3 and float(db.max()) <= 14.0 + 1e-3
+    assert abs(float(db.mean()) - 7.0) < 0.5  # uniform in dB
+    shape = loud["pattern"] / loud["pattern"].pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    assert torch.allclose(shape, plain["pattern"], atol=1e-5)  # the same patterns, louder
+
+
 def test_jitter_moves_the_grid_by_sub_pixels_and_mirrors_the_edges_in():
     x = torch.rand(1, 3, 24, 32)
     one = torch.ones(1)

@@ -248,9 +248,10 @@ def sample_negatives(
     """Which clean samples of a batch become forgeries (see ``StampModel.forward``): ``swap``
     (another picture's stamp) with probability ``p_swap * strength``, else ``use_pattern`` with
     probability ``p_pattern * strength``: a unit-RMS grating of random frequency, direction and
-    phase, or band-limited noise. The curriculum's ``strength`` ramps them in with the attacks,
-    so the scanner first finds the stamp, then learns what merely looks like it. None when
-    neither is configured."""
+    phase, or band-limited noise, of RMS 1, or with ``pattern_db`` > 0 a random 0..pattern_db dB
+    more (the forger's patterns are stronger than the stamp). The curriculum's ``strength`` ramps
+    them in with the attacks, so the scanner first finds the stamp, then learns what merely looks
+    like it. None when neither is configured."""
     if cfg.p_swap <= 0 and cfg.p_pattern <= 0:
         return None
     u = torch.rand(n, generator=g)
@@ -266,8 +267,7 @@ def sample_negatives(
     noise = noise / noise.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
     pick = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1)
     pattern = torch.where(pick, grat, noise)
-    return {
-        "swap": swap,
-        "use_pattern": use,
-        "pattern": pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt(),
-    }
+    pattern = pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    if cfg.pattern_db > 0:  # drawn only then: configs without it keep their random stream
+        pattern = pattern * (10 ** (_uniform(n, 0.0, cfg.pattern_db, g) / 20)).view(-1, 1, 1, 1)
+    return {"swap": swap, "use_pattern": use, "pattern": pattern}

@@ -181,8 +181,9 @@ class StampModel(nn.Module):
 
 def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Tensor]) -> torch.Tensor:
     """Clean pictures ``x`` with forged stamps: where ``negatives['swap']`` is set, the residual
-    of the next picture of the batch (``residual.roll(1)``); where ``use_pattern`` is set, the
-    unit-RMS ``pattern`` scaled to the picture's own stamp RMS."""
+    of the next picture of the batch (``residual.roll(1)``); where ``use_pattern`` is set,
+    ``pattern`` times the picture's own stamp RMS (a unit-RMS pattern lands at the stamp's
+    strength)."""
     dev = x.device
     swap = negatives["swap"].to(dev).view(-1, 1, 1, 1)
     use = negatives["use_pattern"].to(dev).view(-1, 1, 1, 1)
