@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 import deepraft
+from deepraft.attacks.forgery import add_at_psnr, grating
 from deepraft.data import find_images
 from deepraft.imageio import picture_from_pil
 
@@ -29,28 +29,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def add_grating(img: Image.Image, cycles: tuple[int, int], psnr_db: float, phase: float) -> Image.Image:
-    """``img`` plus the same cosine grating on every channel, at ``psnr_db`` against ``img``
-    (before rounding; a cosine of amplitude A has mean square A^2 / 2)."""
-    a = np.asarray(img.convert("RGB"), dtype=np.float64)
-    h, w = a.shape[:2]
-    y, x = np.mgrid[0:h, 0:w]
-    amp = 255.0 * np.sqrt(2.0) / 10 ** (psnr_db / 20)
-    g = amp * np.cos(2 * np.pi * (cycles[0] * y / h + cycles[1] * x / w) + phase)
-    return Image.fromarray(np.clip(a + g[..., None], 0, 255).round().astype(np.uint8))
+    """``img`` plus the same grating (:func:`deepraft.attacks.forgery.grating`) on every channel,
+    at ``psnr_db`` against ``img`` after rounding (:func:`~deepraft.attacks.forgery.add_at_psnr`),
+    as ``deepraft attack --mode forgery`` adds it."""
+    a = np.asarray(img.convert("RGB"))
+    forged, _ = add_at_psnr(a, grating(a.shape[0], a.shape[1], cycles, phase)[..., None], psnr_db)
+    return Image.fromarray(forged)
 
 
 def reads(stamper: deepraft.Stamper, img: Image.Image) -> dict[str, float]:
     """The scanner's logit at each of the model's scan scales, and the deployed score."""
     model = stamper.model
     copies = stamper.scan_copies([picture_from_pil(img)])
-    top = max(model.cfg.scan_scales)
-    h, w = copies.shape[-2:]
-    out = {}
     with torch.inference_mode():
-        for s in model.cfg.scan_scales:
-            size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
-            work = copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
-            out[f"scale {s:g}"] = float(model.read(work)[0])
+        out = {f"scale {s:g}": float(model.read(work)[0]) for s, work in model.scale_copies(copies)}
         out["deployed"] = float(model.score(copies)[0])
     return out
 

@@ -3,7 +3,7 @@ resize, the perceptual mask and the strength control."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -125,16 +125,21 @@ class StampModel(nn.Module):
         noise (the same draws for every image: a score does not depend on the batch or call);
         ``smoothed=False`` leaves that noise out (the base classifier that attacks and
         certification wrap). Differentiable in ``copies``."""
-        top = max(self.cfg.scan_scales)
-        h, w = copies.shape[-2:]
         out: torch.Tensor | None = None
-        for s in self.cfg.scan_scales:
-            size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
-            work = copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
+        for _, work in self.scale_copies(copies):
             sc = self._score_one(work, chunk) if smoothed else self.read(work)
             out = sc if out is None else torch.maximum(out, sc)
         assert out is not None
         return out
+
+    def scale_copies(self, copies: torch.Tensor) -> Iterator[tuple[float, torch.Tensor]]:
+        """(scale, working copy) for each of ``scan_scales``: the scan copies (at
+        :attr:`scan_size`) resized to that scale, as :meth:`score` reads them."""
+        top = max(self.cfg.scan_scales)
+        h, w = copies.shape[-2:]
+        for s in self.cfg.scan_scales:
+            size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
+            yield s, copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
 
     def _score_one(self, work: torch.Tensor, chunk: int) -> torch.Tensor:
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
