@@ -17,10 +17,10 @@ calibrated card.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import io
-import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +34,9 @@ from deepraft.measures import psnr
 from deepraft.models.stamp import check_scan_scales
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import heldout  # noqa: E402
+
 T = Image.Transpose
 Edit = Callable[[Image.Image, int], Image.Image]
 
@@ -127,7 +130,8 @@ def check(
             check_scan_scales(scan_scales, stamper.model.cfg.smoothing_std)
         except ValueError as exc:
             raise SystemExit(f"--scan-scales: {exc}") from exc
-        stamper.model.cfg.scan_scales = [float(x) for x in scan_scales]
+        cfg = dataclasses.replace(stamper.model.cfg, scan_scales=tuple(float(x) for x in scan_scales))
+        stamper.model.cfg = cfg
     table = edits(backgrounds)
     scores: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in table}
     quality = []
@@ -162,11 +166,7 @@ def check(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "val")
-    ap.add_argument("--photos", type=int, default=8)
-    ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: print only)")
+    ap = heldout.parser(__doc__, photos=8)
     ap.add_argument("--scan-scales", type=float, nargs="+", default=None, help="read at these scales instead")
     args = ap.parse_args()
     files = find_images(args.data)
@@ -185,9 +185,7 @@ def main() -> None:
             f"{name:24s} TPR at zero FP {row['tpr_at_zero_fp']:.2f}  median stamped {row['median_stamped']:6.2f}"
             f"  clean {row['median_clean']:6.2f}"
         )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":

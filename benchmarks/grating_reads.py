@@ -12,8 +12,7 @@ MODEL: a bundled name or a card folder. ``--skip 9 --photos 20`` takes the 20 ph
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ from deepraft.data import find_images
 from deepraft.imageio import picture_from_pil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import heldout  # noqa: E402
 
 
 def add_grating(img: Image.Image, cycles: tuple[int, int], psnr_db: float, phase: float) -> Image.Image:
@@ -74,14 +75,10 @@ def check(model: str, files: list[Path], cycles: tuple[int, int], psnr_db: float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "val")
+    ap = heldout.parser(__doc__, photos=20)
     ap.add_argument("--skip", type=int, default=9, help="photos to skip first (the forgery attack's donors)")
-    ap.add_argument("--photos", type=int, default=20)
     ap.add_argument("--cycles", type=int, nargs=2, default=(32, 32), metavar=("DOWN", "ACROSS"))
     ap.add_argument("--psnr", type=float, default=40.0)
-    ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: print only)")
     args = ap.parse_args()
     files = find_images(args.data)[args.skip : args.skip + args.photos]
     if not files:
@@ -91,9 +88,7 @@ def main() -> None:
     for kind, counts in res["over_threshold"].items():  # type: ignore[union-attr]
         print(f"{kind:8s} over the threshold: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
     print("grating's largest read: " + ", ".join(f"{n} {c}" for n, c in res["grating_largest_read"].items()))  # type: ignore[union-attr]
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1) + "\n")
+    heldout.write_json(args.out, res, indent=1)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ largest score of scale 1 and the larger scales. A diagnosis for scanner design, 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from deepraft.models import functional as Fn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import forward_check  # noqa: E402
+import heldout  # noqa: E402
 
 SHIFTS = (0, 1, 2, 3, 4, 8, 16)
 EDITS = ("none", "shift 2 px", "crop 95 %", "tilt 10, black corners", "border 30 % black")
@@ -105,12 +104,8 @@ def run(model_name: str, files: list[Path], backgrounds: list[Image.Image], scal
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "val")
-    ap.add_argument("--photos", type=int, default=8)
+    ap = heldout.parser(__doc__, photos=8)
     ap.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if 1.0 not in args.scales:
         raise SystemExit("--scales must include 1")
@@ -124,9 +119,7 @@ def main() -> None:
     for name, read in res["reads"].items():
         cells = "; ".join(f"{k} {r['tpr_at_zero_fp']:.2f}" for k, r in read["edits"].items())
         print(f"{name} (threshold {read['threshold']:.2f}): {cells}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":

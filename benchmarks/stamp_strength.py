@@ -14,9 +14,8 @@ PSNR cap as in the model.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,8 @@ from deepraft.measures import psnr
 from deepraft.models import functional as Fn
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import heldout  # noqa: E402
 
 
 def parse_sets(items: list[str]) -> dict[str, object]:
@@ -84,14 +85,10 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "val")
+    ap = heldout.parser(__doc__, photos=8)
     ap.add_argument("--first", type=int, default=8, help="index of the first photo (sorted names)")
-    ap.add_argument("--photos", type=int, default=8)
     ap.add_argument("--scale", type=float, nargs="+", default=[1.0, 0.5, 0.35])
     ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE of the model config")
-    ap.add_argument("--out", type=Path, default=None, help="JSON file to write (default: print only)")
     args = ap.parse_args()
     files = find_images(args.data)[args.first : args.first + args.photos]
     if not files:
@@ -109,10 +106,8 @@ def main() -> None:
             f"{k:8s} PSNR {s['psnr_mean']:5.1f} dB  SSIMULACRA 2 mean {s['ssimulacra2_mean']:5.1f}"
             f"  min {s['ssimulacra2_min']:5.1f}"
         )
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        res = {"model": args.model, "set": sets, "photos": [f.name for f in files], "summary": summary, "rows": rows}
-        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    res = {"model": args.model, "set": sets, "photos": [f.name for f in files], "summary": summary, "rows": rows}
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":
