@@ -139,6 +139,12 @@ class DataConfig:
     num_workers: int = 0
     max_side: int = 512
     """Photos are downscaled to this longer side when first read (and cached in memory)."""
+    fine_fraction: float = 0.0
+    """This fraction of the crops come from the photos downscaled to ``fine_side`` instead: finer
+    detail than the working copy's, which a scan at ``scan_scales`` 2 reads on every picture
+    (a clean photo's fine detail and the forged patterns on it are then trained on too)."""
+    fine_side: int = 0
+    """Longer side of the photos of those crops (0: twice ``max_side``)."""
     at_work_scale: bool = False
     """The crops are windows of a working copy (``max_side`` near the working copy's side):
     the encoder and the scanner take them as they are, at the scale they deploy at. False:

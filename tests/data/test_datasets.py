@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -57,3 +58,26 @@ def test_prepare(tmp_path, photo_dir):
     assert img.size == (40, 40)
     with pytest.raises(ValueError, match="inside the input"):
         prepare_folder(photo_dir, photo_dir / "x", size=40)
+
+
+def test_fine_fraction_takes_crops_from_finer_photos(tmp_path):
+    # stripes of 16 px on a 512 px photo: gone at a longer side of 32 (period 1 px), kept at 512
+    cols = np.arange(512)
+    stripes = (127.5 + 100 * np.sin(2 * np.pi * cols / 16)).astype(np.uint8)
+    Image.fromarray(np.repeat(np.tile(stripes, (512, 1))[..., None], 3, axis=2)).save(tmp_path / "stripes.png")
+    files = find_images(tmp_path)
+
+    def detail(ds):
+        crops = torch.stack([ds[(s, 0)] for s in range(16)]).float()
+        return (crops[..., 1:] - crops[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+    plain = PhotoCrops(files, image_size=128, max_side=32, seed=1)
+    unused = PhotoCrops(files, image_size=128, max_side=32, seed=1, fine_fraction=0.0, fine_side=512)
+    assert all(torch.equal(plain[(s, 0)], unused[(s, 0)]) for s in range(4))  # same crops without it
+    coarse = detail(plain)
+    fine = detail(PhotoCrops(files, image_size=128, max_side=32, seed=1, fine_fraction=1.0, fine_side=512))
+    assert coarse.max() < 5 and fine.min() > 20
+    half = detail(PhotoCrops(files, image_size=128, max_side=32, seed=1, fine_fraction=0.5, fine_side=512))
+    assert 0 < int((half > 20).sum()) < 16
+    with pytest.raises(ValueError, match="fine_fraction"):
+        PhotoCrops(files, image_size=32, fine_fraction=1.5)

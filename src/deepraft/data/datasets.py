@@ -63,41 +63,58 @@ class PhotoCrops(Dataset):
 
     Each photo is decoded once (downscaled so its longer side is at most ``max_side``) and
     cached in the reading process. Files that cannot be decoded are reported and skipped.
+    A ``fine_fraction`` of the crops come from the photos at ``fine_side`` instead (twice
+    ``max_side`` when 0): finer detail than the working copy has, as a scanner that also reads a
+    copy at twice the working size sees every picture.
     """
 
     def __init__(
-        self, files: list[Path], image_size: int, min_crop_area: float = 0.25, max_side: int = 512, seed: int = 0
+        self,
+        files: list[Path],
+        image_size: int,
+        min_crop_area: float = 0.25,
+        max_side: int = 512,
+        seed: int = 0,
+        fine_fraction: float = 0.0,
+        fine_side: int = 0,
     ) -> None:
         if not files:
             raise ValueError("no training images")
+        if not 0.0 <= fine_fraction <= 1.0:
+            raise ValueError(f"fine_fraction must be in [0, 1], got {fine_fraction}")
         self.files = list(files)
         self.image_size = image_size
         self.min_crop_area = min_crop_area
         self.max_side = max_side
         self.seed = seed
-        self._cache: dict[int, Image.Image | None] = {}
+        self.fine_fraction = float(fine_fraction)
+        self.fine_side = int(fine_side) or 2 * max_side
+        self._cache: dict[tuple[int, int], Image.Image | None] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _photo(self, index: int) -> Image.Image | None:
-        if index not in self._cache:
+    def _photo(self, index: int, side: int) -> Image.Image | None:
+        if (index, side) not in self._cache:
             try:
                 pic = read_image(self.files[index])
                 img = Image.fromarray(pic.rgb)
-                if max(img.size) > self.max_side:
-                    img.thumbnail((self.max_side, self.max_side), Image.Resampling.LANCZOS)
-                self._cache[index] = img
+                if max(img.size) > side:
+                    img.thumbnail((side, side), Image.Resampling.LANCZOS)
+                self._cache[index, side] = img
             except ImageError as exc:
                 warnings.warn(f"skipping training image: {exc}", stacklevel=2)
-                self._cache[index] = None
-        return self._cache[index]
+                self._cache[index, side] = None
+        return self._cache[index, side]
 
     def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
         step, slot = key
         rng = np.random.default_rng(sample_seed(self.seed, step, slot))
+        side = self.max_side
+        if self.fine_fraction > 0 and rng.random() < self.fine_fraction:  # drawn only then: same crops without it
+            side = self.fine_side
         for _ in range(20):
-            img = self._photo(int(rng.integers(len(self.files))))
+            img = self._photo(int(rng.integers(len(self.files))), side)
             if img is not None:
                 break
         else:

@@ -268,7 +268,10 @@ def _loader(
     cfg: TrainConfig, data_dir: Path, start: int, stop: int, info: DistInfo, device: torch.device
 ) -> DataLoader:
     files = find_images(Path(data_dir), cfg.data.layout)
-    dataset = PhotoCrops(files, cfg.data.image_size, cfg.data.min_crop_area, cfg.data.max_side, cfg.seed)
+    d = cfg.data
+    dataset = PhotoCrops(
+        files, d.image_size, d.min_crop_area, d.max_side, cfg.seed, fine_fraction=d.fine_fraction, fine_side=d.fine_side
+    )
     return DataLoader(
         dataset,
         batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
