@@ -129,6 +129,11 @@ class AugmentConfig:
     pattern_db: float = 0.0
     """Those patterns are stronger than the stamp by a random 0..pattern_db dB (uniform in dB):
     a forger adds a grating at 40 dB, about 13 dB over a 53 dB stamp. 0: at the stamp's RMS."""
+    p_stamp_grating: float = 0.0
+    """Fraction of those patterns that are a grating at a frequency drawn from the picture's own
+    stamp spectrum (power-weighted), scaled by 0.45-1.1 (a read at twice the working size sees
+    a stamp enlarged that much): a single sinusoid in the stamp's own band, where a forger who
+    estimated the stamp puts his grating, and where random gratings hardly ever land."""
 
 
 @dataclass

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -227,3 +229,22 @@ def test_jitter_moves_the_grid_by_sub_pixels_and_mirrors_the_edges_in():
     params = ATTACKS["jitter"].sample(500, (16, 16), 1.0, torch.Generator().manual_seed(0))
     assert params["shift"].abs().max() <= 2.0 and params["shift"].abs().max() > 1.9
     assert params["scale"].log().abs().max() <= 0.03 + 1e-6
+
+
+def test_stamp_gratings_are_drawn_among_the_patterns_only_when_asked():
+    from deepraft.augment import sample_negatives
+
+    cfg = AugmentConfig(p_swap=0.2, p_pattern=0.3)
+    plain = sample_negatives(2000, (16, 16), cfg, torch.Generator().manual_seed(0))
+    assert plain is not None and "stamp_grating" not in plain
+    cfg.p_stamp_grating = 0.5
+    own = sample_negatives(2000, (16, 16), cfg, torch.Generator().manual_seed(0))
+    assert own is not None
+    for k in ("swap", "use_pattern", "pattern"):  # drawn after them: the rest of the stream is kept
+        assert torch.equal(plain[k], own[k])
+    picked = own["stamp_grating"]
+    assert not (picked & ~own["use_pattern"]).any()
+    assert abs(float(picked.float().sum() / own["use_pattern"].float().sum()) - 0.5) < 0.06
+    u, scale, phase = own["grating_draw"].unbind(1)
+    assert 0 <= float(u.min()) and float(u.max()) < 1
+    assert 0.45 <= float(scale.min()) and float(scale.max()) <= 1.1 and float(phase.max()) <= 2 * math.pi

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -356,3 +358,35 @@ def test_as_work_stamps_and_scans_the_input_as_it_is():
 def test_scan_scales_must_include_one_and_leave_smoothing_alone(scales, std):
     with pytest.raises(ValueError, match="scan_scales"):
         build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", scan_scales=scales, smoothing_std=std))
+
+
+def test_stamp_gratings_sit_in_the_band_of_the_picture_s_own_stamp():
+    from deepraft.models.stamp import forge
+
+    h, w = 32, 48
+    xs = torch.arange(w).float().view(1, 1, 1, w)
+    ys = torch.arange(h).float().view(1, 1, h, 1)
+    # two stamps: vertical stripes 6 cycles across, horizontal ones 4 cycles down
+    r = torch.cat(
+        [torch.sin(2 * math.pi * 6 * xs / w).expand(1, 3, h, w), torch.sin(2 * math.pi * 4 * ys / h).expand(1, 3, h, w)]
+    )
+    one = torch.ones(2)
+    g = Fn.spectral_grating(r, torch.tensor([0.3, 0.8]), one, torch.zeros(2))
+    spec = torch.fft.rfft2(g[:, 0]).abs()
+    assert spec[0, 0, 6] > 0.99 * spec[0].sum() and spec[1, 4, 0] + spec[1, h - 4, 0] > 0.99 * spec[1].sum()
+    assert torch.allclose(g.pow(2).mean(dim=(1, 2, 3)), one, atol=1e-4)
+    half = Fn.spectral_grating(r, torch.tensor([0.3, 0.8]), 0.5 * one, torch.zeros(2))
+    assert torch.fft.rfft2(half[:, 0]).abs()[0, 0, 3] > 0.99 * torch.fft.rfft2(half[:, 0]).abs()[0].sum()
+    # forge puts it on the chosen clean copies at the RMS of their own stamp (0.01 / sqrt 2)
+    neg = {
+        "swap": torch.tensor([False, False]),
+        "use_pattern": torch.tensor([True, True]),
+        "pattern": torch.zeros(2, 1, h, w),
+        "stamp_grating": torch.tensor([True, False]),
+        "grating_draw": torch.tensor([[0.3, 1.0, 0.0], [0.8, 1.0, 0.0]]),
+    }
+    x = torch.full((2, 3, h, w), 0.5)
+    y = forge(x, 0.01 * r, neg) - x
+    assert torch.allclose(y[0], 0.01 / math.sqrt(2) * g[0].expand(3, h, w), atol=1e-4) and torch.equal(
+        y[1], torch.zeros_like(y[1])
+    )

@@ -270,4 +270,10 @@ def sample_negatives(
     pattern = pattern / pattern.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
     if cfg.pattern_db > 0:  # drawn only then: configs without it keep their random stream
         pattern = pattern * (10 ** (_uniform(n, 0.0, cfg.pattern_db, g) / 20)).view(-1, 1, 1, 1)
-    return {"swap": swap, "use_pattern": use, "pattern": pattern}
+    out = {"swap": swap, "use_pattern": use, "pattern": pattern}
+    if cfg.p_stamp_grating > 0:  # likewise
+        out["stamp_grating"] = use & (torch.rand(n, generator=g) < cfg.p_stamp_grating)
+        out["grating_draw"] = torch.stack(
+            [torch.rand(n, generator=g), _uniform(n, 0.45, 1.1, g), _uniform(n, 0.0, 2 * math.pi, g)], dim=1
+        )
+    return out

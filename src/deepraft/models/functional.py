@@ -195,6 +195,25 @@ def cap_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
     return r * (target_rms / rms).clamp(max=1.0)
 
 
+def spectral_grating(r: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) unit-RMS sinusoidal gratings, one per residual of the (B,C,H,W) batch ``r``:
+    its frequency is the FFT bin of the residual's luminance (mean over channels, no DC) found by
+    inverse-CDF sampling of its power spectrum at ``u`` in [0,1) (the stronger a bin, the likelier),
+    times ``scale``; ``phase`` in radians. All of ``u``, ``scale``, ``phase`` are (B,)."""
+    b, _, h, w = r.shape
+    power = torch.fft.rfft2(r.mean(dim=1)).abs().pow(2)
+    power[:, 0, 0] = 0.0
+    cdf = power.flatten(1).cumsum(dim=1)
+    cdf = cdf / cdf[:, -1:].clamp(min=1e-30)
+    idx = torch.searchsorted(cdf, u.to(cdf).view(-1, 1)).view(-1).clamp(max=cdf.shape[1] - 1)
+    fy = torch.fft.fftfreq(h, device=r.device)[idx // power.shape[-1]] * scale.to(r)
+    fx = torch.fft.rfftfreq(w, device=r.device)[idx % power.shape[-1]] * scale.to(r)
+    ys = torch.arange(h, device=r.device, dtype=r.dtype).view(1, h, 1)
+    xs = torch.arange(w, device=r.device, dtype=r.dtype).view(1, 1, w)
+    t = 2 * math.pi * (fy.view(-1, 1, 1) * ys + fx.view(-1, 1, 1) * xs) + phase.to(r).view(-1, 1, 1)
+    return (math.sqrt(2.0) * torch.sin(t)).unsqueeze(1)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
     """Per-sample PSNR in dB between two (B,C,H,W) batches."""
     mse = (a - b).pow(2).flatten(1).mean(dim=1)

@@ -188,12 +188,18 @@ def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Te
     """Clean pictures ``x`` with forged stamps: where ``negatives['swap']`` is set, the residual
     of the next picture of the batch (``residual.roll(1)``); where ``use_pattern`` is set,
     ``pattern`` times the picture's own stamp RMS (a unit-RMS pattern lands at the stamp's
-    strength)."""
+    strength), or where ``stamp_grating`` is set a grating in the band of that stamp
+    (:func:`functional.spectral_grating` with the draws of ``grating_draw``)."""
     dev = x.device
     swap = negatives["swap"].to(dev).view(-1, 1, 1, 1)
     use = negatives["use_pattern"].to(dev).view(-1, 1, 1, 1)
     rms = residual.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
-    pattern = negatives["pattern"].to(device=dev, dtype=x.dtype) * rms
+    pattern = negatives["pattern"].to(device=dev, dtype=x.dtype)
+    if "stamp_grating" in negatives:
+        draw = negatives["grating_draw"].to(dev)
+        own = Fn.spectral_grating(residual.detach().float(), draw[:, 0], draw[:, 1], draw[:, 2]).to(x.dtype)
+        pattern = torch.where(negatives["stamp_grating"].to(dev).view(-1, 1, 1, 1), own, pattern)
+    pattern = pattern * rms
     add = torch.where(swap, residual.roll(1, dims=0), torch.zeros_like(residual))
     add = torch.where(use, pattern.expand_as(residual), add)
     return (x + add).clamp(0.0, 1.0)
