@@ -205,7 +205,7 @@ def spectral_grating(r: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, phas
     power[:, 0, 0] = 0.0
     cdf = power.flatten(1).cumsum(dim=1)
     cdf = cdf / cdf[:, -1:].clamp(min=1e-30)
-    idx = torch.searchsorted(cdf, u.to(cdf).view(-1, 1)).view(-1).clamp(max=cdf.shape[1] - 1)
+    idx = torch.searchsorted(cdf, u.to(cdf).reshape(-1, 1).contiguous()).view(-1).clamp(max=cdf.shape[1] - 1)
     fy = torch.fft.fftfreq(h, device=r.device)[idx // power.shape[-1]] * scale.to(r)
     fx = torch.fft.rfftfreq(w, device=r.device)[idx % power.shape[-1]] * scale.to(r)
     ys = torch.arange(h, device=r.device, dtype=r.dtype).view(1, h, 1)
