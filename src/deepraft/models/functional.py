@@ -196,11 +196,12 @@ def cap_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
 
 
 def spectral_grating(r: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """(B,1,H,W) unit-RMS sinusoidal gratings, one per residual of the (B,C,H,W) batch ``r``:
-    its frequency is the FFT bin of the residual's luminance (mean over channels, no DC) found by
-    inverse-CDF sampling of its power spectrum at ``u`` in [0,1) (the stronger a bin, the likelier),
-    times ``scale``; ``phase`` in radians. All of ``u``, ``scale``, ``phase`` are (B,)."""
-    b, _, h, w = r.shape
+    """(B,1,H,W) sinusoidal gratings of RMS 1 (exactly for whole cycles), one per residual of the
+    (B,C,H,W) batch ``r``: its frequency is the FFT bin of the residual's luminance (mean over
+    channels, no DC) found by inverse-CDF sampling of its power spectrum at ``u`` in [0,1) (the
+    stronger a bin, the likelier), times ``scale``; ``phase`` in radians. ``u``, ``scale`` and
+    ``phase`` are (B,)."""
+    h, w = r.shape[-2:]
     power = torch.fft.rfft2(r.mean(dim=1)).abs().pow(2)
     power[:, 0, 0] = 0.0
     cdf = power.flatten(1).cumsum(dim=1)
