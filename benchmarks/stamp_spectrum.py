@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import deepraft
+from deepraft.attacks.forgery import fft_power, top_share
 from deepraft.data import find_images
 from deepraft.imageio import picture_from_pil
 
@@ -33,14 +34,10 @@ EDGES = (0.0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5)  # |frequency| bands, cycles per 
 def band_shares(residual: np.ndarray) -> tuple[np.ndarray, float]:
     """(shares of the power of the (h,w) ``residual`` on the grid |fy| band x |fx| band of
     :data:`EDGES`, summing to 1; share of its 20 strongest FFT bins)."""
-    r = residual - residual.mean()
-    power = np.abs(np.fft.fft2(r)) ** 2
-    fy = np.abs(np.fft.fftfreq(r.shape[0]))[:, None] * np.ones((1, r.shape[1]))
-    fx = np.abs(np.fft.fftfreq(r.shape[1]))[None, :] * np.ones((r.shape[0], 1))
+    power = fft_power(residual)
+    fy, fx = np.meshgrid(np.abs(np.fft.fftfreq(power.shape[0])), np.abs(np.fft.fftfreq(power.shape[1])), indexing="ij")
     grid, _, _ = np.histogram2d(fy.ravel(), fx.ravel(), bins=[EDGES, EDGES], weights=power.ravel())
-    total = max(float(power.sum()), 1e-30)
-    top = float(np.sort(power.ravel())[-20:].sum()) / total
-    return grid / total, top
+    return grid / max(float(power.sum(dtype=np.float64)), 1e-30), top_share(power, 20)
 
 
 def measure(model: str, files: list[Path]) -> dict[str, object]:

@@ -130,7 +130,12 @@ def fft_power(plane: np.ndarray) -> np.ndarray:
 def power_share(plane: np.ndarray, k: int = 20) -> float:
     """Share of the plane's (mean-removed) power in its ``k`` strongest FFT bins (a real
     sinusoid of whole cycles takes 2 bins: share 1.0 for k >= 2)."""
-    p = fft_power(plane).ravel()
+    return top_share(fft_power(plane), k)
+
+
+def top_share(power: np.ndarray, k: int = 20) -> float:
+    """Share of a power spectrum's total in its ``k`` strongest bins (0 for no power)."""
+    p = np.asarray(power).ravel()
     total = float(p.sum(dtype=np.float64))
     if total == 0:
         return 0.0
