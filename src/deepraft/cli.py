@@ -297,6 +297,9 @@ def train(
     aug_start: Optional[int] = typer.Option(None, min=0),
     aug_end: Optional[int] = typer.Option(None, min=0),
     batch_size: Optional[int] = typer.Option(None, min=1),
+    grad_accum: Optional[int] = typer.Option(
+        None, min=1, help="Micro-batches of --batch-size per step, gradients averaged (64 = 16 x 4)."
+    ),
     lr: Optional[float] = typer.Option(None, min=0.0),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda ..."),
     workers: Optional[int] = typer.Option(
@@ -319,6 +322,7 @@ def train(
     given = {
         "max_steps": max_steps,
         "batch_size": batch_size,
+        "grad_accum": grad_accum,
         "lr": lr,
         "device": device,
         "init_from": str(Path(init_from).resolve()) if init_from and Path(init_from).exists() else init_from,

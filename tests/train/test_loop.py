@@ -64,6 +64,49 @@ def test_resume_is_exact(tmp_path, photo_dir):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+def _grads(model):
+    return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+def test_grad_accum_averages_the_gradients_of_its_micro_batches(photo_dir):
+    from deepraft.augment import AttackLayer
+    from deepraft.data import PhotoCrops, find_images
+    from deepraft.models import build_model
+    from deepraft.train.distributed import DistInfo
+    from deepraft.train.loop import _micro_step, train_step
+
+    cfg = _cfg(batch_size=2, grad_accum=2, lr=0.0, grad_clip=0.0)
+    one = _cfg(batch_size=2, lr=0.0, grad_clip=0.0)
+    crops = PhotoCrops(find_images(photo_dir), 40, 0.3, 96, 0)
+    batch = torch.stack([crops[(5, i)] for i in range(4)])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+    info, dev, attack = DistInfo(), torch.device("cpu"), AttackLayer(cfg.augment)
+    acc = train_step(model, opt, batch, 5, cfg, attack, dev, info)
+    both = _grads(model)
+    # micro-batch 0 is the step one would take on its crops without accumulation
+    first = train_step(model, opt, batch[:2], 5, one, attack, dev, info)
+    g0 = _grads(model)
+    model.zero_grad(set_to_none=True)
+    stats1, _ = _micro_step(model, batch[2:].float() / 255, 5, 1, one, attack, dev, info)
+    g1 = _grads(model)
+    assert both.keys() == g0.keys() == g1.keys() and len(both) > 4
+    for k in both:
+        torch.testing.assert_close(both[k], (g0[k] + g1[k]) / 2, rtol=1e-4, atol=1e-7)
+    assert acc["loss"] == pytest.approx((first["loss"] + float(stats1[0])) / 2, rel=1e-5)
+    assert not torch.allclose(g0[next(iter(g0))], g1[next(iter(g1))])  # the two halves differ
+    with pytest.raises(ValueError, match="batch_size x grad_accum = 4 crops, got 2"):
+        train_step(model, opt, batch[:2], 5, cfg, attack, dev, info)
+
+
+def test_grad_accum_run_trains_and_refuses_zero(tmp_path, photo_dir):
+    res = train(_cfg(grad_accum=2, max_steps=2), photo_dir, tmp_path / "r", show_progress=False)
+    assert res.step == 2 and 0 <= res.last["acc"] <= 1
+    with pytest.raises(ValueError, match="grad_accum must be at least 1, got 0"):
+        train(_cfg(grad_accum=0), photo_dir, tmp_path / "z", show_progress=False)
+
+
 def test_init_from_starts_a_new_run_from_other_weights(tmp_path, photo_dir):
     train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
     base = load_file(latest_checkpoint(tmp_path / "base") / "model.safetensors")
@@ -188,13 +231,15 @@ def test_cli_train_overrides_and_resume(tmp_path, photo_dir):
         "1",
         "--lr",
         "0.01",
+        "--grad-accum",
+        "2",
         "--until-step",
         "2",
     ]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
-    assert resolved["model"]["smoothing_std"] == 0.3 and resolved["lr"] == 0.01
+    assert resolved["model"]["smoothing_std"] == 0.3 and resolved["lr"] == 0.01 and resolved["grad_accum"] == 2
     assert resolved["augment"]["aug_start"] == 0 and resolved["augment"]["aug_end"] == 1
     assert latest_checkpoint(tmp_path / "r").name == "step_0000002"
     r = run_cli(*args[:-1], "4")

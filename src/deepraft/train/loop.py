@@ -126,29 +126,29 @@ def schedule_db(step: float, points: Sequence[Sequence[float]]) -> float:
     return values[-1]
 
 
-def train_step(
+def _micro_step(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: torch.Tensor,
+    x: torch.Tensor,
     step: int,
+    micro: int,
     cfg: TrainConfig,
     attack: AttackLayer,
     device: torch.device,
     info: DistInfo,
-) -> dict[str, float]:
-    """One optimisation step on a uint8 batch of clean crops; returns its metrics."""
-    x = batch.to(device, non_blocking=True).float().div_(255.0)
+) -> tuple[torch.Tensor, float]:
+    """Forward and backward of one micro-batch of clean crops ``x`` (in [0, 1]), its loss
+    scaled by ``1 / grad_accum``; returns its metrics (loss, det, img, psnr, acc, tpr, tnr) and
+    the attack strength. Micro-batch 0 draws from the streams a step without accumulation uses."""
     n = x.shape[0]
-    g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1))
-    noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2))
+    extra = (micro,) if micro else ()
+    g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1, *extra))
+    noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2, *extra))
     record = attack.sample(2 * n, (x.shape[-2], x.shape[-1]), step, g)
     negatives = (
         sample_negatives(n, (x.shape[-2], x.shape[-1]), cfg.augment, g, record.strength)
         if record.strength > 0
         else None
     )
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, cfg)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     with amp:
         stamped, logits = model(
@@ -163,27 +163,49 @@ def train_step(
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
     loss = cfg.loss.detection_weight * det + image_weight(step, cfg.loss) * img
+    (loss / cfg.grad_accum).backward()
+    with torch.no_grad():
+        pred = logits.float() > 0
+        stats = [loss, det, img, psnr(stamped.float(), x).mean()]
+        stats += [(pred == labels.bool()).float().mean(), pred[:n].float().mean(), (~pred[n:]).float().mean()]
+        return torch.stack([v.detach() for v in stats]), record.strength
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    step: int,
+    cfg: TrainConfig,
+    attack: AttackLayer,
+    device: torch.device,
+    info: DistInfo,
+) -> dict[str, float]:
+    """One optimisation step on a uint8 batch of clean crops (``grad_accum`` micro-batches of
+    ``batch_size``, gradients averaged; DistributedDataParallel syncs on the last); returns its
+    metrics, averaged over the micro-batches."""
+    x = batch.to(device, non_blocking=True).float().div_(255.0)
+    if x.shape[0] != cfg.batch_size * cfg.grad_accum:
+        raise ValueError(
+            f"grad_accum {cfg.grad_accum}: a step needs batch_size x grad_accum = "
+            f"{cfg.batch_size * cfg.grad_accum} crops, got {x.shape[0]}"
+        )
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    total, strength = torch.zeros(7, device=device), 0.0
+    for micro, chunk in enumerate(x.split(cfg.batch_size)):
+        last = micro == cfg.grad_accum - 1
+        sync = nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+        with sync:
+            stats, strength = _micro_step(model, chunk, step, micro, cfg, attack, device, info)
+        total += stats / cfg.grad_accum
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    with torch.no_grad():
-        pred = logits.float() > 0
-        stats = torch.stack(
-            [
-                loss.detach(),
-                det.detach(),
-                img.detach(),
-                psnr(stamped.float(), x).mean(),
-                (pred == labels.bool()).float().mean(),
-                pred[:n].float().mean(),
-                (~pred[n:]).float().mean(),
-            ]
-        )
-        values: list[float] = all_reduce_mean(stats, info).tolist()
+    values: list[float] = all_reduce_mean(total, info).tolist()
     keys = ["loss", "det_loss", "img_loss", "psnr", "acc", "tpr", "tnr"]
-    return {**dict(zip(keys, values)), "strength": record.strength, "lr": optimizer.param_groups[0]["lr"]}
+    return {**dict(zip(keys, values)), "strength": strength, "lr": optimizer.param_groups[0]["lr"]}
 
 
 class _CsvLog:
@@ -274,7 +296,7 @@ def _loader(
     )
     return DataLoader(
         dataset,
-        batch_sampler=StepBatches(start, stop, cfg.batch_size, info.rank),
+        batch_sampler=StepBatches(start, stop, cfg.batch_size * cfg.grad_accum, info.rank),
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         pin_memory=device.type == "cuda",
@@ -371,6 +393,8 @@ def train(
     ends at ``until_step`` or after ``time_limit_s`` seconds (with a checkpoint), so a run can
     be trained in pieces (e.g. 15-minute GPU budgets) and continued later.
     """
+    if cfg.grad_accum < 1:
+        raise ValueError(f"grad_accum must be at least 1, got {cfg.grad_accum}")
     info, device = init_distributed(cfg.device)
     run_dir = Path(run_dir).resolve()
     try:
