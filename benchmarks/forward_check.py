@@ -7,12 +7,12 @@ MODEL: a bundled name, a card folder or a training run folder (its latest checkp
 photo: PSNR and SSIMULACRA 2 of the stamp; then for each edit (the pixel grid shifted by 2 px,
 a light crop to 95 %, mirror, turns, tilts with black corners or cropped, borders, a collage
 into another photo, an off-centre crop to 25 %, a stretch, a caption bar, JPEG, blur, a
-quarter-size copy) the scores of the edited stamped and clean copies. The threshold is the
-highest clean score over every edit and photo (a run has no calibrated one): TPR there is what
-the model separates at zero false positives on these photos. That threshold is far looser than
-a card's calibrated one (stamp v2 at stage 2: 0.09 here, 1.76 calibrated at FPR 1e-3), so
-watch the median scores too. For a decision, use `deepraft eval` on the test photos with a
-calibrated card.
+quarter-size copy, noise of sigma 0.1, brightness doubled) the scores of the edited stamped and
+clean copies. The threshold is the highest clean score over every edit and photo (a run has no
+calibrated one): TPR there is what the model separates at zero false positives on these photos.
+That threshold is far looser than a card's calibrated one (stamp v2 at stage 2: 0.09 here, 1.76
+calibrated at FPR 1e-3), so watch the median scores too. For a decision, use `deepraft eval` on
+the test photos with a calibrated card.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from PIL import Image, ImageFilter
 
 import deepraft
 from deepraft.data import find_images
+from deepraft.edits import brightness, noise
 from deepraft.eval.quality import ssimulacra2
 from deepraft.measures import psnr
 from deepraft.models.stamp import check_scan_scales
@@ -116,6 +117,8 @@ def edits(backgrounds: list[Image.Image]) -> dict[str, Edit]:
         "crop 25 % at a corner": _crop_corner,
         "stretch 1.2": lambda im, i: im.resize((round(im.size[0] * 1.2), im.size[1]), Image.Resampling.BICUBIC),
         "caption bar 15 %": lambda im, i: _caption(im),
+        "noise 0.1": lambda im, i: noise(im, 0.1, np.random.default_rng(i)),
+        "brightness 2": lambda im, i: brightness(im, 2.0, np.random.default_rng(i)),
     }
 
 

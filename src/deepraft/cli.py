@@ -330,14 +330,9 @@ def train(
         "augment": {"aug_start": aug_start, "aug_end": aug_end},
         "data": {"num_workers": workers},
     }
-    overrides = _drop_none(given)
-    try:
-        cfg = load_train_config(config, overrides)
-    except ValueError as exc:
-        _usage(str(exc))
     try:
         result = run_training(
-            cfg,
+            load_train_config(config, _drop_none(given)),
             data,
             runs_dir.resolve() / run_name,
             resume=not no_resume,

@@ -684,6 +684,7 @@ TRAINING_COUNTERPARTS: dict[str, tuple[str, ...]] = {
     "crop": ("crop", "crop_uniform", "center_crop"),
     "resize": ("resize",),
     "color": ("brightness", "contrast", "saturation", "hue", "color"),
+    "exposure": ("brightness",),
     "defocus": ("defocus",),
     "blur": ("gaussian_blur",),
     "perspective": ("perspective", "recapture"),

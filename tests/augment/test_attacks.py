@@ -248,3 +248,17 @@ def test_stamp_gratings_are_drawn_among_the_patterns_only_when_asked():
     u, scale, phase = own["grating_draw"].unbind(1)
     assert 0 <= float(u.min()) and float(u.max()) < 1
     assert 0.45 <= float(scale.min()) and float(scale.max()) <= 1.1 and float(phase.max()) <= 2 * math.pi
+
+
+def test_exposure_scales_brightness_log_evenly_between_the_inverse_and_the_factor():
+    g = torch.Generator().manual_seed(3)
+    p = ATTACKS["exposure"].sample(4000, (8, 8), 1.0, g, 2.0)
+    f = p["brightness"]
+    assert 0.5 <= float(f.min()) < 0.52 and 1.95 < float(f.max()) <= 2.0
+    assert abs(float(f.log().mean())) < 0.03 and abs(float((f > 1).float().mean()) - 0.5) < 0.03
+    assert (p["contrast"] == 1).all() and (p["saturation"] == 1).all() and (p["hue"] == 0).all()
+    half = ATTACKS["exposure"].sample(4000, (8, 8), 0.5, torch.Generator().manual_seed(3), 2.0)["brightness"]
+    assert float(half.max()) <= 2.0**0.5 + 1e-6 and float(half.min()) >= 2.0**-0.5 - 1e-6
+    x = torch.full((2, 3, 4, 4), 0.3)
+    y = ATTACKS["exposure"].apply(x, {k: v[:2] for k, v in p.items()})
+    torch.testing.assert_close(y, (0.3 * f[:2]).clamp(max=1).view(2, 1, 1, 1).expand_as(x))

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
 from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("forward_check", ROOT / "benchmarks" / "forward_check.py")
+    assert spec is not None and spec.loader is not None
+    fc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fc)
+    return fc
 
 
 def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):
@@ -42,6 +55,8 @@ def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):
         "collage at half size",
         "border 30 % black",
         "crop 25 % at a corner",
+        "noise 0.1",
+        "brightness 2",
     } <= set(res["edits"])
     assert all(res["threshold"] >= row["median_clean"] for row in res["edits"].values())
     assert 20 < res["psnr"]["min"] <= res["psnr"]["mean"] and res["ssimulacra2"]["mean"] <= 100
@@ -51,15 +66,7 @@ def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):
 def test_forward_check_reads_at_other_scales_when_asked(tiny_area_card):
     """--scan-scales adds reads to the deployed score: the score is the largest read, so every
     median can only rise over the model's own scales; scales without 1 are refused."""
-    import importlib.util
-
-    import pytest
-    from PIL import Image
-
-    spec = importlib.util.spec_from_file_location("forward_check", ROOT / "benchmarks" / "forward_check.py")
-    assert spec is not None and spec.loader is not None
-    fc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fc)
+    fc = _module()
     files = sorted(EXAMPLES.glob("*.jpg"))
     backgrounds = [Image.open(f).convert("RGB") for f in files[-4:]]
     own = fc.check(str(tiny_area_card), files[:1], backgrounds)
@@ -70,3 +77,12 @@ def test_forward_check_reads_at_other_scales_when_asked(tiny_area_card):
     assert any(more["edits"][n]["median_clean"] > r["median_clean"] + 1e-4 for n, r in own["edits"].items())
     with pytest.raises(SystemExit, match="include 1"):
         fc.check(str(tiny_area_card), files[:1], backgrounds, scan_scales=[0.5, 2.0])
+
+
+def test_photometric_edits_are_the_evaluation_s_and_the_same_for_stamped_and_clean():
+    table = _module().edits([])
+    im = Image.fromarray(np.full((20, 30, 3), 100, np.uint8))
+    a, b = np.asarray(table["noise 0.1"](im, 3), float), np.asarray(table["noise 0.1"](im, 3), float)
+    assert np.array_equal(a, b) and 20 < (a - 100).std() < 30  # sigma 0.1 of 255, one draw per photo
+    assert not np.array_equal(a, np.asarray(table["noise 0.1"](im, 4)))
+    assert (np.asarray(table["brightness 2"](im, 0)) == 200).all()
