@@ -256,7 +256,7 @@ def test_exposure_scales_brightness_log_evenly_between_the_inverse_and_the_facto
     f = p["brightness"]
     assert 0.5 <= float(f.min()) < 0.52 and 1.95 < float(f.max()) <= 2.0
     assert abs(float(f.log().mean())) < 0.03 and abs(float((f > 1).float().mean()) - 0.5) < 0.03
-    assert (p["contrast"] == 1).all() and (p["saturation"] == 1).all() and (p["hue"] == 0).all()
+    assert set(p) == {"brightness"}  # nothing but brightness changes
     half = ATTACKS["exposure"].sample(4000, (8, 8), 0.5, torch.Generator().manual_seed(3), 2.0)["brightness"]
     assert float(half.max()) <= 2.0**0.5 + 1e-6 and float(half.min()) >= 2.0**-0.5 - 1e-6
     x = torch.full((2, 3, 4, 4), 0.3)

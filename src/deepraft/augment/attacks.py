@@ -77,9 +77,7 @@ def _s_color(n, size, s, m, g):  # m: largest change of each factor; hue uses m/
 
 
 def _s_exposure(n, size, s, m, g):  # m: largest brightness factor (its inverse the smallest)
-    one = torch.ones(n)
-    factor = torch.exp(_signed(n, math.log(m) * s, g))
-    return {"brightness": factor, "contrast": one, "saturation": one, "hue": torch.zeros(n)}
+    return {"brightness": torch.exp(_signed(n, math.log(m) * s, g))}
 
 
 def _s_defocus(n, size, s, m, g):  # m: largest radius in pixels
@@ -166,7 +164,7 @@ ATTACKS: dict[str, Attack] = {
         Attack("crop", AF.crop, _s_crop, 0.5),
         Attack("resize", AF.resize, _s_resize, 0.6),
         Attack("color", AF.color, _s_color, 0.5),
-        Attack("exposure", AF.color, _s_exposure, 2.0),
+        Attack("exposure", AF.exposure, _s_exposure, 2.0),
         Attack("defocus", AF.defocus, _s_defocus, 2.0),
         Attack("blur", AF.gaussian_blur, _s_blur, 1.5),
         Attack("perspective", AF.perspective, _s_perspective, 0.08),

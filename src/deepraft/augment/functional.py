@@ -93,12 +93,17 @@ def hue_shift(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bij,bjhw->bihw", m, x)
 
 
+def exposure(x: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+    """Multiplicative brightness (B,), clipped to [0, 1] (PIL's and torchvision's brightness)."""
+    return (x * _per_sample(brightness, x)).clamp(0, 1)
+
+
 def color(
     x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor, hue: torch.Tensor
 ) -> torch.Tensor:
     """Colour jitter with torchvision's definitions: multiplicative brightness, contrast and
     saturation as blends with the mean grey / the grey image, and a hue shift in turns, all (B,)."""
-    y = (x * _per_sample(brightness, x)).clamp(0, 1)
+    y = exposure(x, brightness)
     c = _per_sample(contrast, x)
     y = (c * y + (1 - c) * _gray(y).mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
     s = _per_sample(saturation, x)
