@@ -1,9 +1,12 @@
 """Protect / scan latency, throughput and peak memory versus image size, and bulk scanning.
 
-    python benchmarks/speed.py [--model default] [--device cpu|cuda] [--repeats 5] [--bulk 1000] [--out DIR]
+    python benchmarks/speed.py [--model default] [--device cpu|cuda] [--engine auto|torch|onnxruntime]
+                               [--repeats 5] [--bulk 1000] [--out DIR]
 
-Writes speed_<device>[_<model>].json and .md to benchmarks/results/ (or --out). Each size runs in a fresh process so
-its peak memory (VmHWM, minus the process's size after loading the model) is its own.
+The scan engine (``deepraft.engine``) runs the scanner: ``auto`` is ONNX Runtime on a CPU, PyTorch on a GPU.
+Writes speed_<device>[_<model>][_<engine>].json and .md to benchmarks/results/ (or --out; ``_<engine>`` when
+--engine is not auto). Each size runs in a fresh process so its peak memory (VmHWM, minus the process's size after
+loading the model) is its own.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _photo_bytes(size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
-def one_size(model: str, device: str, label: str, repeats: int) -> dict:
+def one_size(model: str, device: str, label: str, repeats: int, engine: str = "auto") -> dict:
     """Measure one size in this (fresh) process."""
     import torch
     from PIL import Image
@@ -50,7 +53,7 @@ def one_size(model: str, device: str, label: str, repeats: int) -> dict:
     from deepraft.imageio import encode_image, read_image
 
     torch.set_num_threads(os.cpu_count() or 1)
-    stamper = deepraft.load(model, device=device)
+    stamper = deepraft.load(model, device=device, engine=engine)
     data = _photo_bytes(SIZES[label])
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     # warm-up (allocations, kernels), then reset nothing: VmHWM after warm-up is the peak
@@ -97,14 +100,14 @@ def one_size(model: str, device: str, label: str, repeats: int) -> dict:
     }
 
 
-def bulk_scan(model: str, device: str, count: int, workers: int) -> dict:
+def bulk_scan(model: str, device: str, count: int, workers: int, engine: str = "auto") -> dict:
     """Scan a folder of ``count`` 1 MP JPEGs with DataLoader workers (a progress bar on stderr)."""
     from PIL import Image
     from rich.progress import track
 
     import deepraft
 
-    stamper = deepraft.load(model, device=device)
+    stamper = deepraft.load(model, device=device, engine=engine)
     base = Image.open(PHOTO).convert("RGB").resize(SIZES["1MP"], Image.Resampling.BICUBIC)
     with tempfile.TemporaryDirectory() as d:
         paths = []
@@ -132,13 +135,14 @@ def bulk_scan(model: str, device: str, count: int, workers: int) -> dict:
     }
 
 
-def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: float = 5.0) -> dict:
-    """Model-only scanning throughput on already-decoded 256 px images (resize + scanner)."""
+def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: float = 5.0, engine: str = "auto") -> dict:
+    """Model-only scanning throughput on already-decoded 256 px images (the scan's resizes and
+    reads, run by the scan engine)."""
     import torch
 
     import deepraft
 
-    stamper = deepraft.load(model, device=device)
+    stamper = deepraft.load(model, device=device, engine=engine)
     x = torch.rand(batch, 3, 256, 256, device=stamper.device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     amp = (
@@ -148,11 +152,11 @@ def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: floa
     )
     n, t0 = 0, time.perf_counter()
     with torch.inference_mode(), amp:
-        stamper.model.scan(x)
+        stamper.score_copies(x)
         sync()
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            stamper.model.scan(x)
+            stamper.score_copies(x)
             n += batch
         sync()
     wall = time.perf_counter() - t0
@@ -177,7 +181,8 @@ def hardware(device: str) -> str:
 
 def markdown(res: dict) -> str:
     lines = [
-        f"# Speed: model `{res['model']}` on {res['hardware']} ({res['device']})",
+        f"# Speed: model `{res['model']}` on {res['hardware']} ({res['device']}, scan engine "
+        f"{res.get('engine', 'torch')})",
         "",
         "| size | decode s | stamp s | encode s | protect total s | scan total s | scan of a decoded image s | "
         "protect/s | scan/s | peak extra MB |",
@@ -217,6 +222,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--engine", default="auto", help="scan engine: auto, torch or onnxruntime")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", nargs="*", default=list(SIZES))
     ap.add_argument("--bulk", type=int, default=1000, help="images in the bulk scan (0: skip)")
@@ -224,8 +230,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results", help="where the tables go")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    import torch
+
+    from deepraft.engine import resolve_engine
+
     if args.one:
-        print(json.dumps(one_size(args.model, args.device, args.one, args.repeats)))
+        print(json.dumps(one_size(args.model, args.device, args.one, args.repeats, args.engine)))
         return
     sizes = []
     for label in args.sizes:
@@ -239,6 +249,8 @@ def main() -> None:
                 args.device,
                 "--repeats",
                 str(args.repeats),
+                "--engine",
+                args.engine,
                 "--one",
                 label,
             ],
@@ -253,18 +265,21 @@ def main() -> None:
         "model": args.model,
         "device": args.device,
         "hardware": hardware(args.device),
+        "engine": resolve_engine(args.engine, torch.device(args.device)),
         "repeats": args.repeats,
         "sizes": sizes,
         "date": time.strftime("%Y-%m-%d"),
     }
     if args.bulk:
-        res["bulk"] = bulk_scan(args.model, args.device, args.bulk, args.workers)
+        res["bulk"] = bulk_scan(args.model, args.device, args.bulk, args.workers, args.engine)
         print(json.dumps(res["bulk"]))
-    res["scanner"] = scanner_throughput(args.model, args.device, batch=1024 if args.device.startswith("cuda") else 256)
+    batch = 1024 if args.device.startswith("cuda") else 256
+    res["scanner"] = scanner_throughput(args.model, args.device, batch=batch, engine=args.engine)
     print(json.dumps(res["scanner"]))
     args.out.mkdir(parents=True, exist_ok=True)
     name = Path(args.model).name  # a card folder given as a path: its folder name, no slashes in the file name
     tag = ("cuda" if args.device.startswith("cuda") else "cpu") + ("" if args.model == "default" else f"_{name}")
+    tag += "" if args.engine == "auto" else f"_{args.engine}"
     (args.out / f"speed_{tag}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"speed_{tag}.md").write_text(markdown(res))
     print(markdown(res))

@@ -207,6 +207,37 @@ def test_work_copy_from_pil_applies_exif_rotation_and_the_pixel_limit():
         work_copy_from_pil(img, 32, "area", max_pixels=1000)
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_read_work_copy_decodes_a_large_jpeg_at_a_reduced_scale_close_to_the_full_decode(orientation, monkeypatch):
+    """A 1600 x 1200 JPEG read for a 128 px area working copy (148 x 111): libjpeg's DCT scaling
+    gives 1/4 scale (400 x 300, at least 1.5x the copy on each side), and the copy is within a
+    few levels of the one made from the full decode; an EXIF turn transposes both alike."""
+    from deepraft.imageio import read_work_copy, work_copy
+
+    img = synthetic_photo(5, 400, 300).resize((1600, 1200), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _bytes(img, "JPEG", quality=92, exif=exif.tobytes())
+    from PIL import JpegImagePlugin
+
+    requested, sizes = [], []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(im, mode, size):
+        requested.append(size)
+        out = draft(im, mode, size)
+        sizes.append(im.size)
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    fast = read_work_copy(data, 128, mode="area")
+    full = work_copy(read_image(data).rgb, 128, "area")
+    assert requested == [(222, 167)] and sizes == [(400, 300)]  # 1.5 x (148, 111), as stored
+    assert fast.shape == full.shape == ((111, 148, 3) if orientation == 1 else (148, 111, 3))
+    diff = np.abs(fast.astype(float) - full.astype(float))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) < 8
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header declares ``width`` x ``height`` (no pixel data follows)."""
     import struct

@@ -4,7 +4,8 @@
        |
     eval, smoothing, attacks, export, demo          (2: measurement and reports)
        |
-    train, calibrate, card, api, onnx_export        (1: the model in use and in training)
+    train, calibrate, card, api, engine,           (1: the model in use and in training)
+    onnx_export
        |
     config, fileio, measures, imageio, weights_io,  (0: pure core)
     plotting, edits, models, augment, data
@@ -38,7 +39,15 @@ LAYERS: list[tuple[str, ...]] = [
         "deepraft.augment",
         "deepraft.data",
     ),
-    ("deepraft", "deepraft.train", "deepraft.calibrate", "deepraft.card", "deepraft.api", "deepraft.onnx_export"),
+    (
+        "deepraft",
+        "deepraft.train",
+        "deepraft.calibrate",
+        "deepraft.card",
+        "deepraft.api",
+        "deepraft.engine",
+        "deepraft.onnx_export",
+    ),
     ("deepraft.eval", "deepraft.smoothing", "deepraft.attacks", "deepraft.export", "deepraft.demo"),
     ("deepraft.cli", "deepraft.service"),
 ]

@@ -13,6 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .card import ModelCard, resolve_card
+from .engine import OnnxRead, resolve_engine
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     ImageError,
@@ -64,12 +65,21 @@ class Stamper:
     """Protects (stamps) and scans images with one model card."""
 
     def __init__(
-        self, card: ModelCard, model: StampModel, device: torch.device, max_pixels: int | None = DEFAULT_MAX_PIXELS
+        self,
+        card: ModelCard,
+        model: StampModel,
+        device: torch.device,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        engine: str = "torch",
     ) -> None:
         self.card = card
         self.model = model.eval()
         self.device = device
         self.max_pixels = max_pixels
+        # what runs the scanner when scanning (deepraft.engine): torch, or onnxruntime (a graph of
+        # the model's weights as they are now)
+        self.engine = resolve_engine(engine, device)
+        self._read = OnnxRead(model) if self.engine == "onnxruntime" else None
 
     @property
     def work_size(self) -> int:
@@ -120,6 +130,11 @@ class Stamper:
         t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return t.contiguous()
 
+    def score_copies(self, copies: torch.Tensor) -> torch.Tensor:
+        """:meth:`StampModel.score` of (B,3,h,w) scan copies in [0,1], run by this stamper's
+        scan engine (not differentiable with ``onnxruntime``; attacks call the model's own)."""
+        return self.model.score(copies, read=self._read)
+
     def _score_arrays(self, arrays: Sequence[np.ndarray], batch_size: int = 64) -> list[float]:
         """Scores of working copies, batched by shape (each keeps its whole frame)."""
         out: list[float | None] = [None] * len(arrays)
@@ -129,7 +144,7 @@ class Stamper:
         for idx in groups.values():
             for j in range(0, len(idx), batch_size):
                 part = idx[j : j + batch_size]
-                scores = self.model.score(self._to_batch([arrays[i] for i in part])).float().cpu().tolist()
+                scores = self.score_copies(self._to_batch([arrays[i] for i in part])).float().cpu().tolist()
                 for i, sc in zip(part, scores):
                     out[i] = sc
         return [float(v) for v in out]  # type: ignore[arg-type]
@@ -287,12 +302,15 @@ def load(
     model: str | os.PathLike[str] = "default",
     device: str | torch.device | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    engine: str = "auto",
 ) -> Stamper:
-    """Load a bundled model by name, a model card folder, or a training run folder."""
+    """Load a bundled model by name, a model card folder, or a training run folder.
+    ``engine``: what runs the scanner when scanning (:mod:`deepraft.engine`; ``auto``: ONNX
+    Runtime on a CPU, PyTorch on a GPU)."""
     card = resolve_card(model if isinstance(model, str) else Path(model))
     dev = default_device() if device is None else torch.device(device)
     net = build_model(card.model)
     load_weights(net, card.weights_path)
     # a channels-last scanner: faster convolutions on CPU (oneDNN), scores equal to ~1e-6
     net.scanner.to(memory_format=torch.channels_last)
-    return Stamper(card, net.to(dev), dev, max_pixels=max_pixels)
+    return Stamper(card, net.to(dev), dev, max_pixels=max_pixels, engine=engine)

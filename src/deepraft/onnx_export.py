@@ -10,7 +10,6 @@ How a client uses them: :data:`USAGE`.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .engine import ScannerRead, export_copy, export_graph
 from .imageio import atomic_write_bytes
 from .models import StampModel
 
@@ -48,20 +48,6 @@ class _Encoder(nn.Module):
         return self.model.residual(work)
 
 
-class _Scanner(nn.Module):
-    def __init__(self, model: StampModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, work: torch.Tensor) -> torch.Tensor:
-        return self.model.read(work)
-
-
-def export_copy(model: StampModel) -> StampModel:
-    """A CPU copy of ``model`` in eval mode to export: the caller's model keeps its device and mode."""
-    return copy.deepcopy(model).to("cpu").eval()
-
-
 def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     """Write ``encoder.onnx``, ``scanner.onnx`` and ``onnx.json`` of ``stamper``'s model under
     ``out_dir``; returns their paths. The stamper's model is left as it was (device, mode)."""
@@ -70,21 +56,10 @@ def export_onnx(stamper: Stamper, out_dir: Path, opset: int = 17) -> list[Path]:
     model = export_copy(stamper.model)
     s = stamper.work_size
     area = stamper.work_mode == "area"
-    example = torch.rand(1, 3, s, s + 8) if area else torch.rand(1, 3, s, s)
-    axes = {0: "batch", 2: "height", 3: "width"} if area else {0: "batch"}
     paths = []
-    for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", _Scanner(model), "score")):
+    for name, module, out_name in (("encoder", _Encoder(model), "residual"), ("scanner", ScannerRead(model), "score")):
         path = out_dir / f"{name}.onnx"
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            input_names=["work"],
-            output_names=[out_name],
-            dynamic_axes={"work": axes, out_name: axes if name == "encoder" else {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+        export_graph(module, str(path), out_name, s, area, opset)
         paths.append(path)
     card = stamper.card
     meta = {

@@ -316,6 +316,24 @@ def test_scan_transpose_reads_a_copy_and_its_transpose_alike():
     assert model.scan(x).shape == (2,)
 
 
+@pytest.mark.parametrize(("stem_stride", "antialias"), [(1, False), (2, False), (2, True)])
+def test_symmetric_scanner_reads_a_picture_and_its_transpose_alike(stem_stride, antialias):
+    plain = create_scanner("mapnet", channels=(8, 12, 16), stem_stride=stem_stride, antialias=antialias)
+    sym = create_scanner("mapnet", channels=(8, 12, 16), stem_stride=stem_stride, antialias=antialias, symmetric=True)
+    sym.load_state_dict(plain.state_dict())  # strict: the raw kernels are stored, as in a plain conv
+    sym.eval()
+    plain.eval()
+    x = torch.rand(2, 3, 37, 53)  # odd sizes: every stride starts at pixel 0 on both axes
+    with torch.no_grad():
+        m, mt = sym.local_map(x), sym.local_map(x.transpose(-2, -1))
+        assert torch.allclose(mt, m.transpose(-2, -1), atol=1e-6)
+        assert torch.allclose(sym(x), sym(x.transpose(-2, -1)), atol=1e-6)
+        assert not torch.allclose(plain(x), plain(x.transpose(-2, -1)), atol=1e-6)
+    conv = sym.features[0]
+    w = conv.symmetric_weight()
+    assert torch.equal(w, w.transpose(-2, -1)) and not torch.equal(conv.weight, conv.weight.transpose(-2, -1))
+
+
 def test_blur_pool_reads_a_pixel_pattern_alike_wherever_the_grid_falls():
     from deepraft.models.scanners import BlurPool
 

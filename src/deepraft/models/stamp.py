@@ -118,16 +118,25 @@ class StampModel(nn.Module):
         ``scan_scales``."""
         return round(self.cfg.work_size * max(self.cfg.scan_scales))
 
-    def score(self, copies: torch.Tensor, chunk: int = 256, smoothed: bool = True) -> torch.Tensor:
+    def score(
+        self,
+        copies: torch.Tensor,
+        chunk: int = 256,
+        smoothed: bool = True,
+        read: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """The deployed score of (B,3,h,w) scan copies (working copies at :attr:`scan_size`): the
         largest over ``scan_scales`` of the scanner's logit on the copy resized to that scale.
         For a smoothing model, the logit's mean over ``scan_draws`` fixed draws of the smoothing
         noise (the same draws for every image: a score does not depend on the batch or call);
         ``smoothed=False`` leaves that noise out (the base classifier that attacks and
-        certification wrap). Differentiable in ``copies``."""
+        certification wrap). ``read``: what computes :meth:`read` (an inference engine running
+        the same graph, :class:`deepraft.engine.OnnxRead`); differentiable in ``copies`` with
+        the default."""
+        read = read or self.read
         out: torch.Tensor | None = None
         for _, work in self.scale_copies(copies):
-            sc = self._score_one(work, chunk) if smoothed else self.read(work)
+            sc = self._score_one(work, chunk, read) if smoothed else read(work)
             out = sc if out is None else torch.maximum(out, sc)
         assert out is not None
         return out
@@ -141,17 +150,17 @@ class StampModel(nn.Module):
             size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
             yield s, copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
 
-    def _score_one(self, work: torch.Tensor, chunk: int) -> torch.Tensor:
+    def _score_one(self, work: torch.Tensor, chunk: int, read: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
         if draws <= 0:
-            return self.read(work)
+            return read(work)
         eps = self._scan_noise(draws, work)
         per = max(1, chunk // draws)
         out = []
         for i in range(0, work.shape[0], per):
             w = work[i : i + per]
             noisy = (w.unsqueeze(1) + eps.unsqueeze(0)).flatten(0, 1)
-            out.append(self.read(noisy).view(w.shape[0], draws).mean(dim=1))
+            out.append(read(noisy).view(w.shape[0], draws).mean(dim=1))
         return torch.cat(out)
 
     def _scan_noise(self, draws: int, like: torch.Tensor) -> torch.Tensor:
