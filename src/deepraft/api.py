@@ -130,10 +130,11 @@ class Stamper:
         t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         return t.contiguous()
 
-    def score_copies(self, copies: torch.Tensor) -> torch.Tensor:
+    def score_copies(self, copies: torch.Tensor, smoothed: bool = True) -> torch.Tensor:
         """:meth:`StampModel.score` of (B,3,h,w) scan copies in [0,1], run by this stamper's
-        scan engine (not differentiable with ``onnxruntime``; attacks call the model's own)."""
-        return self.model.score(copies, read=self._read)
+        scan engine (not differentiable with ``onnxruntime``: gradient attacks call the model's
+        own; query-only attacks call this)."""
+        return self.model.score(copies, smoothed=smoothed, read=self._read)
 
     def _score_arrays(self, arrays: Sequence[np.ndarray], batch_size: int = 64) -> list[float]:
         """Scores of working copies, batched by shape (each keeps its whole frame)."""

@@ -141,6 +141,10 @@ def test_attack_jobs_and_targets():
     plain = stamper(0.0, 0)
     t = attack_target(plain, s)
     assert is_base(t.score_fn, plain) and (t.attack_sigma, t.mode) == (0.0, "undefended")
+    assert t.query_fn is None  # a stamper without a scan engine: Square queries score_fn
+    plain.score_copies = lambda x, smoothed=True: x
+    t = attack_target(plain, s)  # Square queries the same score through the stamper's scan engine
+    assert t.query_fn.func is plain.score_copies and t.query_fn.keywords == {"smoothed": False}
     assert t.description == "the scanner (the larger score of the copy, its transpose, scales 1 and 2)"
 
 
@@ -182,3 +186,28 @@ def test_attacks_aim_at_every_read_of_a_multi_scale_model():
         thr = float(score(x).min()) - 0.05
     r = run_attack(score, x, "removal", "apgd-ce", 32 / 255, threshold=thr, steps=10)
     assert r.clean_accuracy == 1.0 and r.robust_accuracy < 1.0
+
+
+def test_square_queries_the_stampers_scan_engine(tmp_path, tiny_card, photo_dir):
+    """On a real stamper, Square's queries go through the scan engine (ONNX Runtime on a CPU),
+    while the gradient attacks of the sanity check run the PyTorch model."""
+    import deepraft
+    from deepraft.attacks.runner import AttackSettings, run_attacks
+
+    st = deepraft.load(tiny_card, device="cpu")
+    assert st.engine == "onnxruntime"
+    calls = []
+    engine_read = st._read
+
+    def counted(work: torch.Tensor) -> torch.Tensor:
+        calls.append(work.shape[0])
+        return engine_read(work)
+
+    st._read = counted
+    settings = AttackSettings(
+        attacks=("square",), goals=("removal",), linf_eps=(16,), l2_eps=(), n_queries=20, max_photos=2
+    )
+    summary = run_attacks(st, sorted(photo_dir.iterdir()), tmp_path, settings)
+    (row,) = summary["results"]
+    assert (row["attack"], row["n"], row["eps_255"]) == ("square", 2, 16.0)
+    assert len(calls) >= 2 and set(calls) <= {1, 2}  # Square's queries (the sanity check's APGD ran on PyTorch)

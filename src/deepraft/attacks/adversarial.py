@@ -27,6 +27,8 @@ from ..models.functional import psnr  # the package's one torch PSNR (peak 1)
 from ..smoothing import Smooth
 
 ATTACK_NAMES = ("apgd-ce", "square", "autoattack")
+QUERY_ATTACKS = ("square",)
+"""Attacks that only query the score (no gradients)."""
 
 
 class TwoClassScanner(nn.Module):
@@ -131,7 +133,8 @@ def run_attack(
     label = 1 if goal == "removal" else 0
     labels = torch.full((x.shape[0],), label, dtype=torch.long, device=x.device)
     model = TwoClassScanner(score_fn, threshold, smoothing_std).eval()
-    check_gradients(model, x, labels)
+    if attack not in QUERY_ATTACKS:  # a query attack needs no gradient (its score may have none)
+        check_gradients(model, x, labels)
     atk = make_attack(attack, model, eps, norm, steps, eot if smoothing_std > 0 else 1, n_queries, seed)
     x_adv = atk(x, labels).detach()
     if norm == "Linf" and (x_adv - x).abs().max() > eps + 1e-5:
