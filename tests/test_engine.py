@@ -54,3 +54,18 @@ def test_stamper_scans_alike_with_either_engine(tiny_card, tiny_stamper, photo_d
     assert a == pytest.approx(b, abs=1e-4)
     with pytest.raises(ValueError, match="unknown scan engine"):
         deepraft.load(tiny_card, device="cpu", engine="fast")
+
+
+def test_auto_falls_back_to_torch_when_the_graph_cannot_be_made(tiny_card, monkeypatch):
+    import deepraft
+    from deepraft import api
+
+    def broken(model):
+        raise RuntimeError("exporter missing")
+
+    monkeypatch.setattr(api, "OnnxRead", broken)
+    with pytest.warns(UserWarning, match="onnxruntime unavailable .exporter missing.; scanning with torch"):
+        st = deepraft.load(tiny_card, device="cpu")
+    assert st.engine == "torch" and st._read is None
+    with pytest.raises(RuntimeError, match="exporter missing"):
+        deepraft.load(tiny_card, device="cpu", engine="onnxruntime")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,15 @@ class Stamper:
         # what runs the scanner when scanning (deepraft.engine): torch, or onnxruntime (a graph of
         # the model's weights as they are now)
         self.engine = resolve_engine(engine, device)
-        self._read = OnnxRead(model) if self.engine == "onnxruntime" else None
+        self._read: OnnxRead | None = None
+        if self.engine == "onnxruntime":
+            try:
+                self._read = OnnxRead(model)
+            except Exception as exc:  # an export or runtime failure: auto falls back, a choice fails
+                if engine != "auto":
+                    raise
+                warnings.warn(f"scan engine onnxruntime unavailable ({exc}); scanning with torch", stacklevel=2)
+                self.engine = "torch"
 
     @property
     def work_size(self) -> int:
