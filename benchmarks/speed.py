@@ -93,6 +93,7 @@ def one_size(model: str, device: str, label: str, repeats: int, engine: str = "a
         "width": w,
         "height": h,
         "megapixels": round(w * h / 1e6, 2),
+        "engine": stamper.engine,
         **{f"{k}_s": round(v, 4) for k, v in med.items()},
         "protect_per_s": round(1 / med["protect_total"], 2),
         "scan_per_s": round(1 / med["scan_total"], 2),
@@ -230,10 +231,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results", help="where the tables go")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    import torch
-
-    from deepraft.engine import resolve_engine
-
     if args.one:
         print(json.dumps(one_size(args.model, args.device, args.one, args.repeats, args.engine)))
         return
@@ -265,7 +262,7 @@ def main() -> None:
         "model": args.model,
         "device": args.device,
         "hardware": hardware(args.device),
-        "engine": resolve_engine(args.engine, torch.device(args.device)),
+        "engine": sizes[0]["engine"] if sizes else args.engine,  # what the stamper resolved it to
         "repeats": args.repeats,
         "sizes": sizes,
         "date": time.strftime("%Y-%m-%d"),
