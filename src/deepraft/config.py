@@ -200,6 +200,15 @@ class TrainConfig:
     """Instead of the linear warm-up: (step, dB) points, the stamp that many dB stronger than the
     model's setting at that step, linear between points, the first point's value before them and
     the last one's after (e.g. [[0, 10.5], [1000, 2.5], [1750, 0]])."""
+    train_scan_scales: tuple[float, ...] = (1.0,)
+    """Scales at which training reads each attacked copy, its logit the largest of the reads
+    (the deployed score's max over ``model.scan_scales``, in the loss): (0.5, 1) puts the
+    half-scale read of every clean and forged picture in the loss, so a half-scale read that
+    takes clean texture for a stamp is trained out."""
+    freeze: list[str] = field(default_factory=list)
+    """Parts of the model kept as they are ('encoder' or 'scanner'): not optimised, batch norm
+    statistics fixed. A scanner-only fine-tune (``freeze: [encoder]``) leaves the stamp, and so
+    every quality measure, exactly as the model it starts from (``init_from``)."""
     init_from: str | None = None
     """Start a new run from the weights of a model (bundled name, model card, run folder or
     ``.safetensors`` file) instead of random ones: fine-tuning. Ignored when resuming."""

@@ -372,6 +372,24 @@ def test_as_work_stamps_and_scans_the_input_as_it_is():
     assert torch.allclose(stamped, direct) and logits.shape == (4,)
 
 
+def test_training_reads_at_scales_as_the_deployed_score_does():
+    from tests.conftest import TINY_AREA_MODEL
+
+    cfg = ModelConfig(**{**TINY_AREA_MODEL, "scan_scales": (0.5, 1.0)})
+    model = build_model(cfg).eval()
+    x = torch.rand(2, 3, 40, 48)  # scan copies at the largest scale, 1
+    with torch.no_grad():
+        trained = model.scan(x, as_work=True, scales=(0.5, 1.0))
+        assert torch.allclose(trained, model.score(x), atol=1e-6)  # the loss sees the deployed score
+        half = model.read(F.interpolate(x, (20, 24), mode="bilinear", antialias=True))
+        assert torch.allclose(trained, torch.maximum(half, model.read(x)), atol=1e-6)
+        assert torch.equal(model.scan(x, as_work=True), model.read(x))  # default: one read at 1
+        _, logits = model(x, as_work=True, scales=(0.5, 1.0))
+    assert logits.shape == (4,)
+    with pytest.raises(ValueError, match="scales is empty"):
+        model.scan(x, as_work=True, scales=())
+
+
 @pytest.mark.parametrize(("scales", "std"), [((0.5, 2.0), 0.0), ((1.0, 0.0), 0.0), ((1.0, 2.0), 0.25)])
 def test_scan_scales_must_include_one_and_leave_smoothing_alone(scales, std):
     with pytest.raises(ValueError, match="scan_scales"):

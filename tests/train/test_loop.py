@@ -126,6 +126,36 @@ def test_init_from_starts_a_new_run_from_other_weights(tmp_path, photo_dir):
         train(other, photo_dir, tmp_path / "bad", show_progress=False)
 
 
+def test_freeze_encoder_trains_the_scanner_alone_at_two_scales(tmp_path, photo_dir):
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
+    base = load_file(latest_checkpoint(tmp_path / "base") / "model.safetensors")
+    cfg = _cfg(max_steps=3, lr=1e-2, freeze=["encoder"], train_scan_scales=[0.5, 1.0], init_from=str(tmp_path / "base"))
+    res = train(cfg, photo_dir, tmp_path / "tuned", show_progress=False)
+    assert res.step == 3
+    tuned = load_file(latest_checkpoint(tmp_path / "tuned") / "model.safetensors")
+    enc = [k for k in base if k.startswith("encoder.")]
+    scan = [k for k in base if k.startswith("scanner.") and k.endswith("weight")]
+    assert enc and scan
+    for k in enc:  # weights and batch norm statistics alike
+        assert torch.equal(base[k], tuned[k]), k
+    assert any(not torch.equal(base[k], tuned[k]) for k in scan)
+    assert "train_scan_scales" in (tmp_path / "tuned" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        ({"freeze": ["decoder"]}, "unknown part"),
+        ({"freeze": ["encoder", "scanner"]}, "nothing left to train"),
+        ({"train_scan_scales": []}, "train_scan_scales must be positive"),
+        ({"train_scan_scales": [0.0, 1.0]}, "train_scan_scales must be positive"),
+    ],
+)
+def test_freeze_and_train_scan_scales_refuse_bad_values(tmp_path, photo_dir, over, match):
+    with pytest.raises(ValueError, match=match):
+        train(_cfg(**over), photo_dir, tmp_path / "r", show_progress=False)
+
+
 def test_training_record_counts_every_stage_of_a_chain(tmp_path, photo_dir):
     """A stage fine-tuned from a stage that was itself fine-tuned: the card counts all three."""
     from deepraft.export import training_record

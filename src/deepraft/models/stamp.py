@@ -96,9 +96,11 @@ class StampModel(nn.Module):
         negatives: dict[str, torch.Tensor] | None = None,
         boost: float = 1.0,
         as_work: bool = False,
+        scales: Sequence[float] = (1.0,),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
-        and the clean copies through ``attack``, and scan them with the smoothing noise.
+        and the clean copies through ``attack``, and scan them with the smoothing noise, each
+        logit the largest of the reads at ``scales`` (see :meth:`scan`).
         ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
@@ -109,7 +111,7 @@ class StampModel(nn.Module):
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if attack is not None:
             both = attack(both)
-        return stamped, self.scan(both, noise=True, generator=generator, as_work=as_work)
+        return stamped, self.scan(both, noise=True, generator=generator, as_work=as_work, scales=scales)
 
     # -- scanning ---------------------------------------------------------------------
     @property
@@ -145,10 +147,8 @@ class StampModel(nn.Module):
         """(scale, working copy) for each of ``scan_scales``: the scan copies (at
         :attr:`scan_size`) resized to that scale, as :meth:`score` reads them."""
         top = max(self.cfg.scan_scales)
-        h, w = copies.shape[-2:]
         for s in self.cfg.scan_scales:
-            size = (max(8, round(h * s / top)), max(8, round(w * s / top)))
-            yield s, copies if s == top else nn.functional.interpolate(copies, size, mode="bilinear", antialias=True)
+            yield s, rescale(copies, s / top)
 
     def _score_one(self, work: torch.Tensor, chunk: int, read: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
@@ -172,16 +172,29 @@ class StampModel(nn.Module):
         return self._noise
 
     def scan(
-        self, x: torch.Tensor, noise: bool = False, generator: torch.Generator | None = None, as_work: bool = False
+        self,
+        x: torch.Tensor,
+        noise: bool = False,
+        generator: torch.Generator | None = None,
+        as_work: bool = False,
+        scales: Sequence[float] = (1.0,),
     ) -> torch.Tensor:
         """Logits for a (B,3,H,W) batch in [0,1] of any size. ``noise`` adds the smoothing
         noise N(0, smoothing_std^2) to the working copy (training, randomized smoothing).
-        ``as_work``: ``x`` is read as it is (see :meth:`stamp`)."""
+        ``as_work``: ``x`` is read as it is (see :meth:`stamp`). ``scales``: the largest of the
+        reads of the working copy resized by each factor, as the deployed score reads a scan
+        copy (training at (0.5, 1) puts the half-scale read of clean pictures in the loss)."""
         work = x if as_work else self.work(x)
         if noise and self.cfg.smoothing_std > 0:
             eps = torch.randn(work.shape, generator=generator, device=work.device, dtype=work.dtype)
             work = work + eps * self.cfg.smoothing_std
-        return self.read(work)
+        out: torch.Tensor | None = None
+        for s in scales:
+            logits = self.read(rescale(work, s))
+            out = logits if out is None else torch.maximum(out, logits)
+        if out is None:
+            raise ValueError("scan: scales is empty")
+        return out
 
     def read(self, work: torch.Tensor) -> torch.Tensor:
         """The scanner's logits for (B,3,h,w) working copies; with ``scan_transpose``, the larger
@@ -191,6 +204,16 @@ class StampModel(nn.Module):
         if self.cfg.scan_transpose:
             logits = torch.maximum(logits, self.scanner(work.transpose(-2, -1)))
         return logits
+
+
+def rescale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """(B,C,h,w) ``x`` resized by ``factor`` on each side (at least 8 pixels), antialiased
+    bilinear: how a read at another scale sees a working copy. ``x`` itself for 1."""
+    if factor == 1:
+        return x
+    h, w = x.shape[-2:]
+    size = (max(8, round(h * factor)), max(8, round(w * factor)))
+    return nn.functional.interpolate(x, size, mode="bilinear", antialias=True)
 
 
 def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Tensor]) -> torch.Tensor:

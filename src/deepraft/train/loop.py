@@ -90,6 +90,29 @@ def init_weights(model: StampModel, source: str) -> None:
         raise ValueError(f"init_from {source}: weights do not fit this model ({exc})") from exc
 
 
+FREEZABLE = ("encoder", "scanner")
+
+
+def trainable_parameters(model: StampModel, freeze: Sequence[str]) -> list[torch.nn.Parameter]:
+    """Mark the parts of ``model`` named in ``freeze`` as fixed (no gradients) and return the
+    parameters left to optimise; ValueError for an unknown part or nothing left to train."""
+    unknown = sorted(set(freeze) - set(FREEZABLE))
+    if unknown:
+        raise ValueError(f"freeze: unknown part(s) {', '.join(unknown)}; known: {', '.join(FREEZABLE)}")
+    if set(FREEZABLE) <= set(freeze):
+        raise ValueError("freeze: nothing left to train")
+    for name in freeze:
+        getattr(model, name).requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_training_mode(model: StampModel, freeze: Sequence[str]) -> None:
+    """Training mode, but the frozen parts in eval mode (their batch norm statistics fixed)."""
+    model.train()
+    for name in freeze:
+        getattr(model, name).eval()
+
+
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10 % of the peak at ``max_steps``."""
     if step < cfg.warmup_steps:
@@ -158,6 +181,7 @@ def _micro_step(
             negatives=negatives,
             boost=stamp_boost(step, cfg),
             as_work=cfg.data.at_work_scale,
+            scales=cfg.train_scan_scales,
         )
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
@@ -395,12 +419,15 @@ def train(
     """
     if cfg.grad_accum < 1:
         raise ValueError(f"grad_accum must be at least 1, got {cfg.grad_accum}")
+    if not cfg.train_scan_scales or min(cfg.train_scan_scales) <= 0:
+        raise ValueError(f"train_scan_scales must be positive and not empty, got {cfg.train_scan_scales}")
     info, device = init_distributed(cfg.device)
     run_dir = Path(run_dir).resolve()
     try:
         torch.manual_seed(cfg.seed)
         model: StampModel = build_model(cfg.model).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        params = trainable_parameters(model, cfg.freeze)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         start, wall = _start(cfg, run_dir, resume, model, optimizer, info, device)
         if info.is_main:
             write_run_files(run_dir, cfg, data_dir, device, info.world_size)
@@ -408,7 +435,7 @@ def train(
         stop = min(cfg.max_steps, until_step) if until_step is not None else cfg.max_steps
         loader = _loader(cfg, data_dir, start, stop, info, device)
         log = _CsvLog(run_dir / "log.csv", start) if info.is_main else None
-        model.train()
+        set_training_mode(model, cfg.freeze)
         sl = _Slice(cfg, run_dir, model, net, optimizer, info, device, wall, time_limit_s, time.perf_counter())
         step, last = _run_steps(sl, loader, start, stop, log, show_progress)
         return TrainResult(run_dir, max(step + 1, start) if last else start, sl.elapsed(), last)
