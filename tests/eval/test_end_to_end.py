@@ -65,16 +65,33 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
     assert "| SSIMULACRA 2 |" in r.stdout and "| JPEG q90 of the same 8 photos |" in r.stdout
 
 
-def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir):
+def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
     from deepraft.data import find_images
     from deepraft.eval.runner import EvalSettings, run_eval
 
     settings = EvalSettings(grid=[("none", [None]), ("jpeg", [50]), ("rotate", [10])], variants=2, max_photos=3)
     files = find_images(photo_dir)
     a = run_eval(tiny_stamper, files, tmp_path / "a", settings)
-    b = run_eval(tiny_stamper, files, tmp_path / "b", settings, workers=2)
+    events: list[str] = []
+    shutdown = ProcessPoolExecutor.shutdown
+
+    def recording_shutdown(self, *args, **kwargs):
+        events.append("shutdown")
+        return shutdown(self, *args, **kwargs)
+
+    def progress(items):
+        for item in items:
+            events.append("photo")
+            yield item
+
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", recording_shutdown)
+    b = run_eval(tiny_stamper, files, tmp_path / "b", settings, progress=progress, workers=2)
     assert (tmp_path / "a" / "samples.csv").read_text() == (tmp_path / "b" / "samples.csv").read_text()
     assert a["conditions"] == b["conditions"]
+    # each photo is reported as its worker finishes it, not after the pool has waited for all
+    assert events == ["photo"] * 3 + ["shutdown"]
 
 
 def test_flattest_box_finds_the_flat_corner():

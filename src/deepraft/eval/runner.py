@@ -225,6 +225,15 @@ def _eval_all(
     images: list[dict[str, Any]] = []
     samples: _Samples = []
     failed: list[str] = []
+
+    def collect(outs: Iterable[Any]) -> None:
+        for out in outs:
+            if isinstance(out, ImageError):
+                failed.append(str(out))
+            else:
+                images.append(out[0])
+                samples.extend(out[1])
+
     if eval_workers(workers, lp is not None, stamper.device.type) > 0:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -234,18 +243,14 @@ def _eval_all(
         )
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
             jobs = pool.map(_worker_photo, [(f, pi, conds, settings, butteraugli_path) for pi, f in enumerate(files)])
-            outs: Iterable[Any] = progress(jobs) if progress else jobs
+            # consumed inside the pool's block: leaving it first waits for every photo, and the
+            # progress lines then all came at the end
+            collect(progress(jobs) if progress else jobs)
     else:
-        outs = (
+        collect(
             _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
             for pi, f in enumerate(progress(files) if progress else files)
         )
-    for out in outs:
-        if isinstance(out, ImageError):
-            failed.append(str(out))
-        else:
-            images.append(out[0])
-            samples += out[1]
     return images, samples, failed
 
 
