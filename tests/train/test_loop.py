@@ -46,6 +46,18 @@ def test_run_writes_checkpoints_log_and_config(tmp_path, photo_dir):
     assert "psnr" in rows[0] and (tmp_path / "r" / "config.yaml").exists()
 
 
+def test_log_rows_average_the_steps_since_the_row_before(tmp_path, photo_dir):
+    train(_cfg(max_steps=4), photo_dir, tmp_path / "every", show_progress=False)
+    train(_cfg(max_steps=4, log_every=2), photo_dir, tmp_path / "pairs", show_progress=False)
+    every = list(csv.DictReader((tmp_path / "every" / "log.csv").open()))
+    pairs = list(csv.DictReader((tmp_path / "pairs" / "log.csv").open()))
+    assert [int(r["step"]) for r in pairs] == [2, 4]
+    for row, (a, b) in zip(pairs, [every[0:2], every[2:4]]):  # the same steps: runs are seeded
+        for k in ("loss", "det_loss", "psnr", "acc", "tpr", "tnr"):
+            assert float(row[k]) == pytest.approx((float(a[k]) + float(b[k])) / 2, rel=1e-4, abs=1e-6), k
+        assert row["lr"] == b["lr"]  # the learning rate of the row's last step
+
+
 def test_resume_is_exact(tmp_path, photo_dir):
     train(_cfg(), photo_dir, tmp_path / "straight", show_progress=False)
     train(_cfg(), photo_dir, tmp_path / "sliced", show_progress=False, until_step=4)

@@ -365,32 +365,36 @@ class _Slice:
 def _run_steps(
     sl: _Slice, loader: DataLoader, start: int, stop: int, log: _CsvLog | None, show_progress: bool
 ) -> tuple[int, dict[str, float]]:
-    """Train steps ``start..stop-1`` (or until out of time); returns (last step, its metrics)."""
+    """Train steps ``start..stop-1`` (or until out of time); returns (last step, its metrics).
+    A log row holds the metrics averaged over the steps since the row before (one step's
+    batch is too few samples to follow a run by), the learning rate of its last step."""
     cfg = sl.cfg
     attack = AttackLayer(cfg.augment)
     step, last = start, {}
+    sums: dict[str, float] = {}
     t_log, steps_since = time.perf_counter(), 0
     with _progress(show_progress and sl.info.is_main) as bar:
         task = bar.add_task("train", total=cfg.max_steps, completed=start, stats="")
         for step, batch in zip(range(start, stop), loader):
             last = train_step(sl.net, sl.optimizer, batch, step, cfg, attack, sl.device, sl.info)
+            sums = {k: sums.get(k, 0.0) + v for k, v in last.items()}
             steps_since += 1
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.max_steps:
                 now = time.perf_counter()
-                last["steps_per_s"] = steps_since / max(1e-9, now - t_log)
-                t_log, steps_since = now, 0
-                last["wall_time_s"] = sl.elapsed()
+                row = {**{k: v / steps_since for k, v in sums.items()}, "lr": last["lr"]}
+                row["steps_per_s"] = steps_since / max(1e-9, now - t_log)
+                t_log, steps_since, sums = now, 0, {}
+                row["wall_time_s"] = sl.elapsed()
                 bar.update(
                     task,
                     completed=done,
                     stats=(
-                        f"loss {last['loss']:.3f} psnr {last['psnr']:.1f} acc {last['acc']:.3f} "
-                        f"str {last['strength']:.2f}"
+                        f"loss {row['loss']:.3f} psnr {row['psnr']:.1f} acc {row['acc']:.3f} str {row['strength']:.2f}"
                     ),
                 )
                 if log:
-                    log.write({"step": done, **{k: f"{v:.6g}" for k, v in last.items()}})
+                    log.write({"step": done, **{k: f"{v:.6g}" for k, v in row.items()}})
             else:
                 bar.update(task, completed=done)
             out_of_time = sl.out_of_time()
