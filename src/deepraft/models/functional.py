@@ -68,6 +68,16 @@ def interp_matrix(
     return m.to(dtype)
 
 
+def rescale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """(B,C,h,w) ``x`` resized by ``factor`` on each side (at least 8 pixels), antialiased
+    bilinear: how a read at another scale sees a working copy. ``x`` itself for 1."""
+    if factor == 1:
+        return x
+    h, w = x.shape[-2:]
+    size = (max(8, round(h * factor)), max(8, round(w * factor)))
+    return F.interpolate(x, size, mode="bilinear", antialias=True)
+
+
 def upsample(r: torch.Tensor, height: int, width: int, row_start: int = 0, row_stop: int | None = None) -> torch.Tensor:
     """Bilinear resize of a (B,C,h,w) residual to (height,width), rows ``row_start:row_stop``
     only, so a huge image can be stamped strip by strip without a full-size float copy."""

@@ -148,7 +148,7 @@ class StampModel(nn.Module):
         :attr:`scan_size`) resized to that scale, as :meth:`score` reads them."""
         top = max(self.cfg.scan_scales)
         for s in self.cfg.scan_scales:
-            yield s, rescale(copies, s / top)
+            yield s, Fn.rescale(copies, s / top)
 
     def _score_one(self, work: torch.Tensor, chunk: int, read: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         draws = self.cfg.scan_draws if self.cfg.smoothing_std > 0 else 0
@@ -190,7 +190,7 @@ class StampModel(nn.Module):
             work = work + eps * self.cfg.smoothing_std
         out: torch.Tensor | None = None
         for s in scales:
-            logits = self.read(rescale(work, s))
+            logits = self.read(Fn.rescale(work, s))
             out = logits if out is None else torch.maximum(out, logits)
         if out is None:
             raise ValueError("scan: scales is empty")
@@ -204,16 +204,6 @@ class StampModel(nn.Module):
         if self.cfg.scan_transpose:
             logits = torch.maximum(logits, self.scanner(work.transpose(-2, -1)))
         return logits
-
-
-def rescale(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """(B,C,h,w) ``x`` resized by ``factor`` on each side (at least 8 pixels), antialiased
-    bilinear: how a read at another scale sees a working copy. ``x`` itself for 1."""
-    if factor == 1:
-        return x
-    h, w = x.shape[-2:]
-    size = (max(8, round(h * factor)), max(8, round(w * factor)))
-    return nn.functional.interpolate(x, size, mode="bilinear", antialias=True)
 
 
 def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Tensor]) -> torch.Tensor:
