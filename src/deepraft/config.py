@@ -107,6 +107,11 @@ class AugmentConfig:
     )
     max_ops: int = 3
     """Stochastic concatenation: each step applies a random subset of 0..max_ops attacks."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Relative chance of an attack of ``names`` to be in a step's subset (1 for those not
+    given): ``{collage: 2}`` draws the collage about twice as often as any other attack. The
+    subset is drawn without replacement (an attack is in a chain at most once) and its order
+    stays uniformly random. Empty: every subset is equally likely."""
     always: list[str] = field(default_factory=list)
     """Attacks applied to every attacked sample, before the random subset (e.g. ``crop``: no
     sample is seen on the exact grid it was stamped on, except the ``p_clean`` ones)."""
@@ -274,17 +279,33 @@ def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
+def read_config_file(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config, with its ``base:`` resolved: ``base: other.yaml`` (relative
+    to this file's folder) is read first and this file's keys go over it, mappings merged key by
+    key, lists and values replaced (so a stage names only what it changes). A base may have a
+    base of its own; a loop is an error."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        loop = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ValueError(f"{path}: config bases form a loop: {loop}")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read config: {exc}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a config must be a mapping")
+    data = dict(loaded or {})
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: base must be the file name of another config, got {base!r}")
+    return deep_update(read_config_file(path.parent / base, (*_chain, path.resolve())), data)
+
+
 def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Resolve a training config: defaults < YAML file < overrides (nested dict)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read config: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config must be a mapping")
-        data = loaded or {}
+    """Resolve a training config: defaults < YAML file (over its ``base:``, see
+    :func:`read_config_file`) < overrides (nested dict)."""
+    data: dict[str, Any] = read_config_file(Path(path)) if path is not None else {}
     data = deep_update(data, overrides or {})
     return from_dict(TrainConfig, data, where=str(path) if path else "config")

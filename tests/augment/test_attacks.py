@@ -5,6 +5,7 @@ import torch
 
 from deepraft.augment import ATTACKS, AttackLayer, curriculum, replay
 from deepraft.augment import functional as AF
+from deepraft.augment.attacks import draw_subset
 from deepraft.config import AugmentConfig
 
 DIFFERENTIABLE = [n for n in ATTACKS if n != "jpeg"]
@@ -128,6 +129,41 @@ def test_attack_layer_disabled_and_unknown():
     assert torch.equal(x, y) and rec.ops == []
     with pytest.raises(ValueError, match="unknown attack"):
         AttackLayer(AugmentConfig(names=["rotate", "teleport"]))
+
+
+def _draws(weights, draws=3000):
+    """The edits drawn, in order, in ``draws`` subsets of up to two of five edits."""
+    names = ["rotate", "noise", "jpeg", "blur", "crop"]
+    layer = AttackLayer(AugmentConfig(enabled=True, aug_end=0, max_ops=2, names=names, weights=weights))
+    g = torch.Generator().manual_seed(0)
+    return [tuple(n for n, _ in layer.sample(1, (8, 8), 1, g).ops) for _ in range(draws)]
+
+
+def test_attack_weights_set_how_often_an_edit_is_drawn_not_its_place():
+    for picked in _draws({"jpeg": 4.0}):
+        assert len(picked) == len(set(picked))  # without replacement: an edit once per chain
+    even = {n: sum(n in p for p in _draws({})) for n in ["rotate", "noise", "jpeg", "blur", "crop"]}
+    heavy_draws = _draws({"jpeg": 4.0})
+    heavy = {n: sum(n in p for p in heavy_draws) for n in even}
+    # uniform: every edit about equally often; jpeg at weight 4 far more often than any other
+    assert max(even.values()) < 1.25 * min(even.values())
+    assert heavy["jpeg"] > 1.8 * max(v for n, v in heavy.items() if n != "jpeg")
+    # the drawn pair is shuffled: jpeg is first in about half of the pairs that hold it
+    pairs = [p for p in heavy_draws if len(p) == 2 and "jpeg" in p]
+    assert 0.44 < sum(p[0] == "jpeg" for p in pairs) / len(pairs) < 0.56
+
+
+def test_draw_subset_uniform_path_is_the_plain_permutation_and_weights_are_checked():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert draw_subset(6, 3, None, g1) == torch.randperm(6, generator=g2)[:3].tolist()
+    g = torch.Generator().manual_seed(1)
+    picked = draw_subset(4, 9, torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64), g)
+    assert sorted(picked) == [0, 1, 2, 3]
+    assert draw_subset(4, 0, torch.ones(4, dtype=torch.float64), g) == []
+    with pytest.raises(ValueError, match="not in augment.names"):
+        AttackLayer(AugmentConfig(names=["rotate"], weights={"jpeg": 2.0}))
+    with pytest.raises(ValueError, match="finite and positive"):
+        AttackLayer(AugmentConfig(names=["rotate", "jpeg"], weights={"jpeg": 0.0}))
 
 
 def _marked(h=32, w=32):

@@ -179,6 +179,20 @@ ATTACKS: dict[str, Attack] = {
 }
 
 
+def draw_subset(n: int, k: int, weights: torch.Tensor | None, g: torch.Generator) -> list[int]:
+    """``min(k, n)`` distinct indices of ``range(n)`` in random order. Without ``weights`` every
+    subset is equally likely (a prefix of one permutation); with them, an index's chance to be
+    drawn grows with its weight (successive draws without replacement), and the order of the
+    drawn ones is shuffled again so that a weight decides *whether* an attack runs, not when."""
+    if weights is None:
+        return torch.randperm(n, generator=g)[:k].tolist()
+    k = min(k, n)
+    if k == 0:
+        return []
+    picked = torch.multinomial(weights, k, replacement=False, generator=g)
+    return picked[torch.randperm(k, generator=g)].tolist()
+
+
 def curriculum(step: int, start: int, end: int) -> float:
     """Attack strength at ``step``: 0 before ``start``, 1 after ``end``, linear between."""
     if step < start:
@@ -204,6 +218,12 @@ class AttackLayer:
         unknown = [n for n in [*cfg.names, *cfg.always] if n not in ATTACKS]
         if unknown:
             raise ValueError(f"unknown attack(s) {unknown}; known: {sorted(ATTACKS)}")
+        stray = [n for n in cfg.weights if n not in cfg.names]
+        if stray:
+            raise ValueError(f"augment.weights names {stray}, which are not in augment.names {cfg.names}")
+        bad = {n: w for n, w in cfg.weights.items() if not (math.isfinite(w) and w > 0)}
+        if bad:
+            raise ValueError(f"augment.weights must be finite and positive, got {bad}")
         self.cfg = cfg
 
     def sample(self, n: int, size: tuple[int, int], step: int, g: torch.Generator) -> AttackRecord:
@@ -215,11 +235,16 @@ class AttackLayer:
         names = list(cfg.always)
         if cfg.names:
             k = int(torch.randint(0, cfg.max_ops + 1, (1,), generator=g))
-            names += [cfg.names[i] for i in torch.randperm(len(cfg.names), generator=g)[:k].tolist()]
+            names += [cfg.names[i] for i in draw_subset(len(cfg.names), k, self._weights(), g)]
         for name in names:
             record.ops.append((name, ATTACKS[name].sample(n, size, strength, g, cfg.max_strength.get(name))))
         record.keep_clean = torch.rand(n, generator=g) < cfg.p_clean
         return record
+
+    def _weights(self) -> torch.Tensor | None:
+        if not self.cfg.weights:
+            return None
+        return torch.tensor([self.cfg.weights.get(n, 1.0) for n in self.cfg.names], dtype=torch.float64)
 
     def apply(self, x: torch.Tensor, record: AttackRecord) -> torch.Tensor:
         return replay(x, record, jpeg_mode=self.cfg.jpeg_mode)
