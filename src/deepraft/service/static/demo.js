@@ -23,9 +23,14 @@ function notice(text, kind, id = "notice") {
   n.className = "notice " + kind;
 }
 
+// What a status means when its body could not be read: a 413 closes the connection while the
+// browser may still be sending, and the answer's body can then be lost on the way.
+const STATUS_MEANING = { 413: "request body larger than the server accepts" };
+
 class RequestError extends Error {
   constructor(body, status) {
-    super(typeof body.error === "string" ? body.error : `request failed (${status})`);
+    const meaning = STATUS_MEANING[status] ? `${STATUS_MEANING[status]} (${status})` : `request failed (${status})`;
+    super(typeof body.error === "string" ? body.error : meaning);
     this.blocked = body.blocked === true;
     this.status = status;
   }
