@@ -225,6 +225,10 @@ class AttackLayer:
         if bad:
             raise ValueError(f"augment.weights must be finite and positive, got {bad}")
         self.cfg = cfg
+        # the draw weights of ``names`` in order, made once (None: every subset equally likely)
+        self.weights = (
+            torch.tensor([cfg.weights.get(n, 1.0) for n in cfg.names], dtype=torch.float64) if cfg.weights else None
+        )
 
     def sample(self, n: int, size: tuple[int, int], step: int, g: torch.Generator) -> AttackRecord:
         cfg = self.cfg
@@ -235,16 +239,11 @@ class AttackLayer:
         names = list(cfg.always)
         if cfg.names:
             k = int(torch.randint(0, cfg.max_ops + 1, (1,), generator=g))
-            names += [cfg.names[i] for i in draw_subset(len(cfg.names), k, self._weights(), g)]
+            names += [cfg.names[i] for i in draw_subset(len(cfg.names), k, self.weights, g)]
         for name in names:
             record.ops.append((name, ATTACKS[name].sample(n, size, strength, g, cfg.max_strength.get(name))))
         record.keep_clean = torch.rand(n, generator=g) < cfg.p_clean
         return record
-
-    def _weights(self) -> torch.Tensor | None:
-        if not self.cfg.weights:
-            return None
-        return torch.tensor([self.cfg.weights.get(n, 1.0) for n in self.cfg.names], dtype=torch.float64)
 
     def apply(self, x: torch.Tensor, record: AttackRecord) -> torch.Tensor:
         return replay(x, record, jpeg_mode=self.cfg.jpeg_mode)
