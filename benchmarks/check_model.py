@@ -19,15 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import deepraft
-from deepraft.data import find_images
-from deepraft.eval import headline_check
-from deepraft.eval.quality import (
-    column,
-    column_stats,
-    jpeg_copy,
-    perceptual,
-    perceptual_setup,
-)
+from deepraft.core.data import find_images
+from deepraft.evaluation.headline import headline_check
+from deepraft.evaluation.quality import column, column_stats, jpeg_copy, perceptual, perceptual_setup
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,10 +28,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 import deepraft
-from deepraft.data import find_images
-from deepraft.edits import brightness, noise
-from deepraft.eval.quality import ssimulacra2
-from deepraft.measures import psnr
+from deepraft.core.data import find_images
+from deepraft.core.measures import psnr
+from deepraft.edits.benign import brightness, noise
+from deepraft.evaluation.quality import ssimulacra2
 from deepraft.models.stamp import check_scan_scales
 
 HERE = Path(__file__).resolve().parent

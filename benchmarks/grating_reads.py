@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 import deepraft
-from deepraft.attacks.forgery import add_at_psnr, grating
-from deepraft.data import find_images
-from deepraft.imageio import picture_from_pil
+from deepraft.core.data import find_images
+from deepraft.core.imageio import picture_from_pil
+from deepraft.evaluation.adversaries.forgery import add_at_psnr, grating
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -30,8 +30,8 @@ import heldout  # noqa: E402
 
 
 def add_grating(img: Image.Image, cycles: tuple[int, int], psnr_db: float, phase: float) -> Image.Image:
-    """``img`` plus the same grating (:func:`deepraft.attacks.forgery.grating`) on every channel,
-    at ``psnr_db`` against ``img`` after rounding (:func:`~deepraft.attacks.forgery.add_at_psnr`),
+    """``img`` plus the same grating (:func:`deepraft.evaluation.adversaries.forgery.grating`) on every channel,
+    at ``psnr_db`` against ``img`` after rounding (:func:`~deepraft.evaluation.adversaries.forgery.add_at_psnr`),
     as ``deepraft attack --mode forgery`` adds it."""
     a = np.asarray(img.convert("RGB"))
     forged, _ = add_at_psnr(a, grating(a.shape[0], a.shape[1], cycles, phase)[..., None], psnr_db)

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deepraft.fileio import atomic_write_text
+from deepraft.core.fileio import atomic_write_text
 
 VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / "val"
 

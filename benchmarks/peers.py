@@ -33,7 +33,7 @@ class DeepRaft:
         self.stamper = deepraft.load(model, device="cpu")
 
     def embed(self, img: Image.Image) -> Image.Image:
-        from deepraft.imageio import Picture
+        from deepraft.core.imageio import Picture
 
         return Image.fromarray(self.stamper.protect_pictures([Picture(rgb=np.asarray(img))])[0].rgb)
 
@@ -73,7 +73,7 @@ class InvisibleWatermark:
 def perceptual_cost(stamped: list[Image.Image], originals: list[Image.Image]) -> dict[str, object]:
     """SSIMULACRA 2 and Butteraugli max-norm of each stamped photo against its original: mean,
     worst (lowest SSIMULACRA 2, highest Butteraugli), and what computed them."""
-    from deepraft.eval.quality import perceptual, perceptual_setup
+    from deepraft.evaluation.quality import perceptual, perceptual_setup
 
     tool, note = perceptual_setup(())
     rows = [perceptual(np.asarray(o), {"": np.asarray(s.convert("RGB"))}, tool) for s, o in zip(stamped, originals)]
@@ -88,12 +88,12 @@ def perceptual_cost(stamped: list[Image.Image], originals: list[Image.Image]) ->
 def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual: bool = True) -> dict:
     from rich.progress import track
 
-    from deepraft.calibrate import threshold_at_fpr
-    from deepraft.data import sample_seed
-    from deepraft.eval.distortions import conditions
-    from deepraft.eval.metrics import rate_above, roc_auc, tpr_at_fpr
-    from deepraft.eval.runner import view_variant
-    from deepraft.measures import psnr_uint8
+    from deepraft.core.data import sample_seed
+    from deepraft.core.measures import psnr_uint8
+    from deepraft.edits.grids import conditions
+    from deepraft.evaluation.calibrate import threshold_at_fpr
+    from deepraft.evaluation.metrics import rate_above, roc_auc, tpr_at_fpr
+    from deepraft.evaluation.runner import view_variant
 
     conds = conditions(grid)
     originals = [Image.open(p).convert("RGB") for p in photos]
@@ -240,8 +240,8 @@ def plot(res: dict, path: Path) -> None:
 
 
 def main() -> None:
-    from deepraft.data import find_images
-    from deepraft.eval.distortions import GRID, QUICK_GRID
+    from deepraft.core.data import find_images
+    from deepraft.edits.grids import GRID, QUICK_GRID
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "photos" / "test")

@@ -33,7 +33,7 @@ def main() -> None:
     from PIL import Image
 
     import deepraft
-    from deepraft.imageio import encode_image, read_image
+    from deepraft.core.imageio import encode_image, read_image
 
     torch.set_num_threads(os.cpu_count() or 1)
     stamper = deepraft.load(args.model, device=args.device)

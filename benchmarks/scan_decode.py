@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 import deepraft
-from deepraft.data import find_images
-from deepraft.imageio import encode_image, picture_from_pil, read_image, read_work_copy
+from deepraft.core.data import find_images
+from deepraft.core.imageio import encode_image, picture_from_pil, read_image, read_work_copy
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

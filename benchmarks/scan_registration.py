@@ -24,8 +24,8 @@ import torch
 from PIL import Image
 
 import deepraft
-from deepraft.data import find_images
-from deepraft.eval.quality import to_tensor
+from deepraft.core.data import find_images
+from deepraft.evaluation.quality import to_tensor
 from deepraft.models import functional as Fn
 
 HERE = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@
     python benchmarks/speed.py [--model default] [--device cpu|cuda] [--engine auto|torch|onnxruntime]
                                [--repeats 5] [--bulk 1000] [--out DIR]
 
-The scan engine (``deepraft.engine``) runs the scanner: ``auto`` is ONNX Runtime on a CPU, PyTorch on a GPU.
+The scan engine (``deepraft.runtime.engine``) runs the scanner: ``auto`` is ONNX Runtime on a CPU, PyTorch on a GPU.
 Writes speed_<device>[_<model>][_<engine>].json and .md to benchmarks/results/ (or --out; ``_<engine>`` when
 --engine is not auto). Each size runs in a fresh process so its peak memory (VmHWM, minus the process's size after
 loading the model) is its own.
@@ -50,7 +50,7 @@ def one_size(model: str, device: str, label: str, repeats: int, engine: str = "a
     from PIL import Image
 
     import deepraft
-    from deepraft.imageio import encode_image, read_image
+    from deepraft.core.imageio import encode_image, read_image
 
     torch.set_num_threads(os.cpu_count() or 1)
     stamper = deepraft.load(model, device=device, engine=engine)

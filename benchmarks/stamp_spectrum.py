@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 
 import deepraft
-from deepraft.attacks.forgery import fft_power, top_share
-from deepraft.data import find_images
-from deepraft.imageio import picture_from_pil
+from deepraft.core.data import find_images
+from deepraft.core.imageio import picture_from_pil
+from deepraft.evaluation.adversaries.forgery import fft_power, top_share
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

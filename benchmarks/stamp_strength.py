@@ -24,9 +24,9 @@ import yaml
 from PIL import Image
 
 import deepraft
-from deepraft.data import find_images
-from deepraft.eval.quality import jpeg_copy, ssimulacra2, to_tensor
-from deepraft.measures import psnr
+from deepraft.core.data import find_images
+from deepraft.core.measures import psnr
+from deepraft.evaluation.quality import jpeg_copy, ssimulacra2, to_tensor
 from deepraft.models import functional as Fn
 
 HERE = Path(__file__).resolve().parent

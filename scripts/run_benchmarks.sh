@@ -18,4 +18,4 @@ if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)
   python benchmarks/speed.py --device cuda --repeats "$REPEATS"
 fi
 python benchmarks/peers.py "${PEERS[@]}"
-python benchmarks/update_readme.py
+python benchmarks/update_docs.py

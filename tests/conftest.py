@@ -66,7 +66,7 @@ def photo_dir(tmp_path_factory) -> Path:
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "deepraft.cli", *map(str, args)],
+        [sys.executable, "-m", "deepraft.apps.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -79,8 +79,8 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subproc
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, photo_dir) -> Path:
     """A tiny model trained for a few steps by the real loop."""
-    from deepraft.config import load_train_config
-    from deepraft.train import train
+    from deepraft.core.config import load_train_config
+    from deepraft.training.loop import train
 
     cfg = load_train_config(
         None,
@@ -104,9 +104,9 @@ def tiny_run(tmp_path_factory, photo_dir) -> Path:
 def tiny_area_card(tmp_path_factory, photo_dir) -> Path:
     """A tiny stamp-v2 model (aspect-keeping working copy, map scanner, every v2 training edit,
     forged negatives, strength warm-up) trained a few steps by the real loop, then exported."""
-    from deepraft.config import load_train_config
-    from deepraft.export import export_run
-    from deepraft.train import train
+    from deepraft.core.config import load_train_config
+    from deepraft.evaluation.card_export import export_run
+    from deepraft.training.loop import train
 
     cfg = load_train_config(
         None,
@@ -141,7 +141,7 @@ def tiny_area_card(tmp_path_factory, photo_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_card(tmp_path_factory, tiny_run, photo_dir) -> Path:
-    from deepraft.export import export_run
+    from deepraft.evaluation.card_export import export_run
 
     out = tmp_path_factory.mktemp("cards") / "tiny"
     export_run(tiny_run, "tiny", out, calib_data=photo_dir, variants_per_image=4)

@@ -29,7 +29,7 @@ def test_card_records_the_v2_design(tiny_area_card, area_stamper):
 def test_scan_reads_the_copy_at_every_scale_and_keeps_the_largest(area_stamper):
     """scan_scales (1, 2): the score is the larger of the scanner's reads of a copy at twice the
     working size and of that copy brought down to the working size."""
-    from deepraft.imageio import picture_from_pil, work_copy
+    from deepraft.core.imageio import picture_from_pil, work_copy
 
     pic = picture_from_pil(synthetic_photo(3, 150, 100))
     big = area_stamper.scan_arrays([pic])[0]
@@ -52,7 +52,7 @@ def test_protect_keeps_the_shape_and_scan_reads_any_aspect(area_stamper, size):
     diff = np.abs(np.asarray(stamped, dtype=int) - np.asarray(img, dtype=int))
     assert diff.max() > 0  # a stamp was added
     # the scan of a decoded image (no full-size array) equals the scan of its pixels
-    from deepraft.imageio import picture_from_pil
+    from deepraft.core.imageio import picture_from_pil
 
     a = area_stamper.scan(stamped).score
     b = area_stamper.scores([picture_from_pil(stamped)])[0]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepraft.card import bundled_models
-from deepraft.eval import psnr_uint8
+from deepraft.core.card import bundled_models
+from deepraft.core.measures import psnr_uint8
 from tests.conftest import EXAMPLES
 
 

@@ -1,18 +1,20 @@
-"""The package's layering: what may import what, and what ``import deepraft`` loads.
+"""The package's layering: one folder per layer, what may import what, and what ``import deepraft``
+loads.
 
-    cli, service                                   (3: entry points)
+    apps/                        (4: command line, demo, HTTP service)
        |
-    eval, smoothing, attacks, export, demo          (2: measurement and reports)
+    evaluation/                  (3: calibration, card export, eval, smoothing, adversaries)
        |
-    train, calibrate, card, api, engine,           (1: the model in use and in training)
-    onnx_export
+    runtime/, training/, deepraft (2: the model in use; the model in training)
        |
-    config, fileio, measures, imageio, weights_io,  (0: pure core)
-    plotting, edits, models, augment, data
+    models/, edits/              (1: networks and the stamp; benign edits and grids)
+       |
+    core/                        (0: configs, image and file I/O, cards, weights, measures)
 
-Every import of a deepraft module (at the top of a file, inside a function, or for type
-checking only) goes to the same layer or one below, and the modules import each other in no
-cycle.
+Every module lives in a layer folder (only ``__init__.py`` and ``__main__.py`` beside them);
+every import of a deepraft module (at the top of a file, inside a function, or for type
+checking only) goes to the same layer or one below; runtime and training, on one layer, do
+not import each other; and the modules import each other in no cycle.
 """
 
 from __future__ import annotations
@@ -27,30 +29,17 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "deepraft"
 
 LAYERS: list[tuple[str, ...]] = [
-    (
-        "deepraft.config",
-        "deepraft.fileio",
-        "deepraft.measures",
-        "deepraft.imageio",
-        "deepraft.weights_io",
-        "deepraft.plotting",
-        "deepraft.edits",
-        "deepraft.models",
-        "deepraft.augment",
-        "deepraft.data",
-    ),
-    (
-        "deepraft",
-        "deepraft.train",
-        "deepraft.calibrate",
-        "deepraft.card",
-        "deepraft.api",
-        "deepraft.engine",
-        "deepraft.onnx_export",
-    ),
-    ("deepraft.eval", "deepraft.smoothing", "deepraft.attacks", "deepraft.export", "deepraft.demo"),
-    ("deepraft.cli", "deepraft.service"),
+    ("deepraft.core",),
+    ("deepraft.models", "deepraft.edits"),
+    ("deepraft", "deepraft.runtime", "deepraft.training"),
+    ("deepraft.evaluation",),
+    ("deepraft.apps",),
 ]
+LAYER_FOLDERS = {p.rpartition(".")[2] for layer in LAYERS for p in layer if p != "deepraft"}
+"""The folders of ``src/deepraft`` that hold the layers (``weights`` holds data, no code)."""
+
+SEPARATE: set[frozenset[str]] = {frozenset({"deepraft.runtime", "deepraft.training"})}
+"""Packages on one layer that must not import each other: inference never loads training code."""
 
 UPWARD_EXCEPTIONS: set[tuple[str, str]] = set()
 """(importer, imported) pairs allowed to point upward: none."""
@@ -103,6 +92,26 @@ def test_every_module_has_a_layer():
     assert [m for m in _modules() if _layer(m) < 0] == []
 
 
+def test_every_module_is_in_a_layer_folder():
+    top = sorted(p.name for p in SRC.iterdir() if p.name not in {"__pycache__", "weights"})
+    assert set(top) - {"__init__.py", "__main__.py"} == LAYER_FOLDERS, top
+    assert [p for p in SRC.rglob("*.py") if p.parent == SRC and p.name not in {"__init__.py", "__main__.py"}] == []
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_runtime_and_training_stay_apart():
+    crossing = sorted(
+        f"{a} imports {b}"
+        for a, targets in _graph().items()
+        for b in targets
+        if frozenset({_package(a), _package(b)}) in SEPARATE
+    )
+    assert crossing == []
+
+
 def test_no_import_points_upward():
     upward = sorted(
         f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
@@ -134,22 +143,31 @@ def test_no_import_cycle():
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):
-    """The checker itself: a core module importing the training loop is caught."""
-    core = tmp_path / "deepraft" / "imageio.py"
-    core.parent.mkdir()
-    core.write_text("def f():\n    from .train.loop import train\n")
-    found = _imports("deepraft.imageio", core, {"deepraft.train.loop", "deepraft.train", "deepraft.imageio"})
-    assert found == {"deepraft.train.loop"}
-    assert _layer("deepraft.train.loop") > _layer("deepraft.imageio")
+    """The checker itself: a core module importing the training loop is caught, and runtime and
+    training are kept apart."""
+    core = tmp_path / "deepraft" / "core" / "imageio.py"
+    core.parent.mkdir(parents=True)
+    core.write_text("def f():\n    from ..training.loop import train\n")
+    known = {"deepraft.training.loop", "deepraft.training", "deepraft.core.imageio"}
+    assert _imports("deepraft.core.imageio", core, known) == {"deepraft.training.loop"}
+    assert _layer("deepraft.training.loop") > _layer("deepraft.core.imageio")
+    assert frozenset({_package("deepraft.runtime.stamper"), _package("deepraft.training.loop")}) in SEPARATE
 
 
-FORBIDDEN_ON_LOAD = ("deepraft.train", "deepraft.data", "deepraft.augment", "deepraft.eval", "kornia", "matplotlib")
+FORBIDDEN_ON_LOAD = (
+    "deepraft.training",
+    "deepraft.training",
+    "deepraft.training",
+    "deepraft.evaluation",
+    "kornia",
+    "matplotlib",
+)
 
 
 @pytest.mark.parametrize("code", ["import deepraft", "import deepraft; deepraft.load(device='cpu')"])
 def test_import_and_load_need_no_training_code(code):
     """A fresh interpreter: the library and its bundled model load without the training loop,
-    the data package, the augmentations, kornia or matplotlib."""
+    evaluation, the apps, kornia, matplotlib, scipy or FastAPI."""
     probe = (
         f"{code}\nimport sys\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] == 'kornia' or "
@@ -171,8 +189,8 @@ def test_no_docstring_used_as_data():
 
 def test_recorded_methods_survive_python_OO():
     code = (
-        "from deepraft.eval.runner import METHOD; from deepraft.onnx_export import USAGE; "
-        "from deepraft.attacks.forgery import METHOD as FORGERY; "
+        "from deepraft.evaluation.runner import METHOD; from deepraft.runtime.graph_export import USAGE; "
+        "from deepraft.evaluation.adversaries.forgery import METHOD as FORGERY; "
         "assert METHOD.startswith('For every photo') and USAGE.startswith('A client'); "
         "assert FORGERY.startswith('An attacker who cannot'); print('ok')"
     )

@@ -9,7 +9,7 @@ True
 
 __version__ = "0.1.0"
 
-from .api import ScanResult, Stamper, load
-from .imageio import ImageError, Picture, read_image
+from deepraft.core.imageio import ImageError, Picture, read_image
+from deepraft.runtime.stamper import ScanResult, Stamper, load
 
 __all__ = ["ImageError", "Picture", "ScanResult", "Stamper", "__version__", "load", "read_image"]

@@ -4,14 +4,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from deepraft.config import ModelConfig
-from deepraft.models import (
-    ENCODERS,
-    SCANNERS,
-    build_model,
-    create_encoder,
-    create_scanner,
-)
+from deepraft.core.config import ModelConfig
+from deepraft.core.imageio import work_shape
+from deepraft.models import ENCODERS, SCANNERS, build_model, create_encoder, create_scanner
 from deepraft.models import functional as Fn
 
 
@@ -176,12 +171,12 @@ def test_low_pass_keeps_constants_and_removes_checkerboard():
 
 @pytest.mark.parametrize("h,w", [(1024, 768), (768, 1024), (4000, 3000), (100, 400), (256, 256)])
 def test_area_work_shape_keeps_aspect_and_area(h, w):
-    wh, ww = Fn.work_shape(h, w, 256, "area")
+    wh, ww = work_shape(h, w, 256, "area")
     assert abs(wh * ww / 256**2 - 1) < 0.02
     assert abs((wh / ww) / (h / w) - 1) < 0.02
-    assert Fn.work_shape(h, w, 128, "square") == (128, 128)
+    assert work_shape(h, w, 128, "square") == (128, 128)
     with pytest.raises(ValueError, match="unknown working-copy mode"):
-        Fn.work_shape(h, w, 128, "circle")
+        work_shape(h, w, 128, "circle")
 
 
 def test_cap_to_psnr_only_weakens():
@@ -262,7 +257,6 @@ def test_texture_mask_ceiling_caps_hard_edges():
 
 
 def test_low_pass_matches_kornia_and_high_pass_removes_the_mean():
-    import math
 
     from kornia.filters import gaussian_blur2d
 
@@ -314,24 +308,6 @@ def test_scan_transpose_reads_a_copy_and_its_transpose_alike():
         one, other = plain.read(x), plain.read(x.transpose(-2, -1))
     assert torch.allclose(both, torch.maximum(one, other))
     assert model.scan(x).shape == (2,)
-
-
-@pytest.mark.parametrize(("stem_stride", "antialias"), [(1, False), (2, False), (2, True)])
-def test_symmetric_scanner_reads_a_picture_and_its_transpose_alike(stem_stride, antialias):
-    plain = create_scanner("mapnet", channels=(8, 12, 16), stem_stride=stem_stride, antialias=antialias)
-    sym = create_scanner("mapnet", channels=(8, 12, 16), stem_stride=stem_stride, antialias=antialias, symmetric=True)
-    sym.load_state_dict(plain.state_dict())  # strict: the raw kernels are stored, as in a plain conv
-    sym.eval()
-    plain.eval()
-    x = torch.rand(2, 3, 37, 53)  # odd sizes: every stride starts at pixel 0 on both axes
-    with torch.no_grad():
-        m, mt = sym.local_map(x), sym.local_map(x.transpose(-2, -1))
-        assert torch.allclose(mt, m.transpose(-2, -1), atol=1e-6)
-        assert torch.allclose(sym(x), sym(x.transpose(-2, -1)), atol=1e-6)
-        assert not torch.allclose(plain(x), plain(x.transpose(-2, -1)), atol=1e-6)
-    conv = sym.features[0]
-    w = conv.symmetric_weight()
-    assert torch.equal(w, w.transpose(-2, -1)) and not torch.equal(conv.weight, conv.weight.transpose(-2, -1))
 
 
 def test_blur_pool_reads_a_pixel_pattern_alike_wherever_the_grid_falls():
@@ -394,35 +370,3 @@ def test_training_reads_at_scales_as_the_deployed_score_does():
 def test_scan_scales_must_include_one_and_leave_smoothing_alone(scales, std):
     with pytest.raises(ValueError, match="scan_scales"):
         build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", scan_scales=scales, smoothing_std=std))
-
-
-def test_stamp_gratings_sit_in_the_band_of_the_picture_s_own_stamp():
-    from deepraft.models.stamp import forge
-
-    h, w = 32, 48
-    xs = torch.arange(w).float().view(1, 1, 1, w)
-    ys = torch.arange(h).float().view(1, 1, h, 1)
-    # two stamps: vertical stripes 6 cycles across, horizontal ones 4 cycles down
-    r = torch.cat(
-        [torch.sin(2 * math.pi * 6 * xs / w).expand(1, 3, h, w), torch.sin(2 * math.pi * 4 * ys / h).expand(1, 3, h, w)]
-    )
-    one = torch.ones(2)
-    g = Fn.spectral_grating(r, torch.tensor([0.3, 0.8]), one, torch.zeros(2))
-    spec = torch.fft.rfft2(g[:, 0]).abs()
-    assert spec[0, 0, 6] > 0.99 * spec[0].sum() and spec[1, 4, 0] + spec[1, h - 4, 0] > 0.99 * spec[1].sum()
-    assert torch.allclose(g.pow(2).mean(dim=(1, 2, 3)), one, atol=1e-4)
-    half = Fn.spectral_grating(r, torch.tensor([0.3, 0.8]), 0.5 * one, torch.zeros(2))
-    assert torch.fft.rfft2(half[:, 0]).abs()[0, 0, 3] > 0.99 * torch.fft.rfft2(half[:, 0]).abs()[0].sum()
-    # forge puts it on the chosen clean copies at the RMS of their own stamp (0.01 / sqrt 2)
-    neg = {
-        "swap": torch.tensor([False, False]),
-        "use_pattern": torch.tensor([True, True]),
-        "pattern": torch.zeros(2, 1, h, w),
-        "stamp_grating": torch.tensor([True, False]),
-        "grating_draw": torch.tensor([[0.3, 1.0, 0.0], [0.8, 1.0, 0.0]]),
-    }
-    x = torch.full((2, 3, h, w), 0.5)
-    y = forge(x, 0.01 * r, neg) - x
-    assert torch.allclose(y[0], 0.01 / math.sqrt(2) * g[0].expand(3, h, w), atol=1e-4) and torch.equal(
-        y[1], torch.zeros_like(y[1])
-    )

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .registry import register_encoder
+from deepraft.models.registry import register_encoder
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

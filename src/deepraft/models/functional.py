@@ -7,24 +7,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..measures import LUMA_BT601
-
-WORK_MODES = ("square", "area")
-
-
-def work_shape(height: int, width: int, size: int, mode: str = "square") -> tuple[int, int]:
-    """(h, w) of the working copy of a ``height`` x ``width`` picture.
-
-    ``square``: squashed to ``size`` x ``size`` (the first models). ``area``: the picture's
-    aspect ratio kept and its area brought to ``size**2``, so the working copy's scale is tied
-    to the picture's size, not to its frame's shape: a stretch, a crop or a border changes the
-    scale the scanner sees by the square root of the area change, never the shape of the stamp."""
-    if mode == "square":
-        return size, size
-    if mode != "area":
-        raise ValueError(f"unknown working-copy mode {mode!r}; known: {', '.join(WORK_MODES)}")
-    k = size / math.sqrt(max(1, height * width))
-    return max(8, round(height * k)), max(8, round(width * k))
+from deepraft.core.imageio import work_shape
+from deepraft.core.measures import LUMA_BT601
 
 
 def resize_to_work(x: torch.Tensor, size: int, mode: str = "square") -> torch.Tensor:
@@ -203,26 +187,6 @@ def cap_to_psnr(r: torch.Tensor, psnr: float) -> torch.Tensor:
     target_rms = 10.0 ** (-psnr / 20.0)
     rms = r.pow(2).mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
     return r * (target_rms / rms).clamp(max=1.0)
-
-
-def spectral_grating(r: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """(B,1,H,W) sinusoidal gratings of RMS 1 (exactly for whole cycles), one per residual of the
-    (B,C,H,W) batch ``r``: its frequency is the FFT bin of the residual's luminance (mean over
-    channels, no DC) found by inverse-CDF sampling of its power spectrum at ``u`` in [0,1) (the
-    stronger a bin, the likelier), times ``scale``; ``phase`` in radians. ``u``, ``scale`` and
-    ``phase`` are (B,)."""
-    h, w = r.shape[-2:]
-    power = torch.fft.rfft2(r.mean(dim=1)).abs().pow(2)
-    power[:, 0, 0] = 0.0
-    cdf = power.flatten(1).cumsum(dim=1)
-    cdf = cdf / cdf[:, -1:].clamp(min=1e-30)
-    idx = torch.searchsorted(cdf, u.to(cdf).reshape(-1, 1).contiguous()).view(-1).clamp(max=cdf.shape[1] - 1)
-    fy = torch.fft.fftfreq(h, device=r.device)[idx // power.shape[-1]] * scale.to(r)
-    fx = torch.fft.rfftfreq(w, device=r.device)[idx % power.shape[-1]] * scale.to(r)
-    ys = torch.arange(h, device=r.device, dtype=r.dtype).view(1, h, 1)
-    xs = torch.arange(w, device=r.device, dtype=r.dtype).view(1, 1, w)
-    t = 2 * math.pi * (fy.view(-1, 1, 1) * ys + fx.view(-1, 1, 1) * xs) + phase.to(r).view(-1, 1, 1)
-    return (math.sqrt(2.0) * torch.sin(t)).unsqueeze(1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_scanner
+from deepraft.models.registry import register_scanner
 
 
 def scanner_input(x: torch.Tensor) -> torch.Tensor:
@@ -37,33 +37,15 @@ class BlurPool(nn.Module):
         return nn.functional.conv2d(x, self.kernel.to(x.dtype), stride=self.stride, groups=self.channels)
 
 
-class SymmetricConv2d(nn.Conv2d):
-    """A conv whose kernels are used symmetrised, (W + W^T) / 2 (transposed over the two spatial
-    axes), so that it commutes with transposing its input: ``conv(x^T) == conv(x)^T``. The stored
-    parameter is the raw ``weight`` (same names and shapes as :class:`torch.nn.Conv2d`, so an
-    unsymmetric model's weights load into it)."""
-
-    def symmetric_weight(self) -> torch.Tensor:
-        return 0.5 * (self.weight + self.weight.transpose(-2, -1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.symmetric_weight(), self.bias)
-
-
-def conv_stack(
-    channels: tuple[int, ...], stem_stride: int, antialias: bool = False, symmetric: bool = False
-) -> tuple[nn.Sequential, int]:
+def conv_stack(channels: tuple[int, ...], stem_stride: int, antialias: bool = False) -> tuple[nn.Sequential, int]:
     """The scanners' feature extractor on :func:`scanner_input`: per entry of ``channels``, a
     strided 3x3 conv (the first with ``stem_stride``, the others 2) and a 3x3 conv, each with
     batch norm and GELU. ``antialias``: each strided conv runs at stride 1 and a
     :class:`BlurPool` subsamples after its GELU (same parameters and names, so the weights of a
-    model without it load; 4x the cost of those convs). ``symmetric``: every conv is a
-    :class:`SymmetricConv2d`; every other layer (the input's blur, pads, pools, strides from
-    pixel 0, batch norm, GELU) commutes with a transpose too, so the whole stack does: its
-    output for a transposed picture is its output transposed. Returns it and its number of
-    output channels."""
+    model without it load; 4x the cost of those convs). Returns it and its number of output
+    channels."""
     layers: list[nn.Module] = []
-    conv = SymmetricConv2d if symmetric else nn.Conv2d
+    conv = nn.Conv2d
     cin = 6
     for i, c in enumerate(channels):
         stride = int(stem_stride) if i == 0 else 2
@@ -93,9 +75,7 @@ class ConvScanner(nn.Module):
 
 class MapScanner(nn.Module):
     """Fully convolutional scanner: a map of local logits ("is this neighbourhood stamped?"),
-    pooled into one score by the mean of its top ``top_fraction`` of positions. ``symmetric``
-    (see :func:`conv_stack`): the map of a transposed picture is the map transposed, so the
-    score does not change under a transpose, and a quarter turn is a mirror to it.
+    pooled into one score by the mean of its top ``top_fraction`` of positions.
 
     The map makes the score indifferent to where the stamp sits and how much of the frame it
     fills: a border, a caption bar, stickers or a collage add unstamped area, which the top
@@ -108,14 +88,12 @@ class MapScanner(nn.Module):
         top_fraction: float = 0.25,
         stem_stride: int = 1,
         antialias: bool = False,
-        symmetric: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         self.top_fraction = float(top_fraction)
-        self.symmetric = bool(symmetric)
-        self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride, bool(antialias), self.symmetric)
+        self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride, bool(antialias))
         self.head = nn.Conv2d(cout, 1, 1)
 
     def local_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,19 +123,15 @@ def mapnet(
     top_fraction: float = 0.25,
     stem_stride: int = 1,
     antialias: bool = False,
-    symmetric: bool = False,
 ) -> nn.Module:
     """Fully convolutional scanner pooled over its top ``top_fraction`` of local logits;
-    ``antialias``: blur-pooled strides; ``symmetric``: indifferent to a transpose (see
-    :func:`conv_stack`)."""
-    return MapScanner(
-        channels=channels, top_fraction=top_fraction, stem_stride=stem_stride, antialias=antialias, symmetric=symmetric
-    )
+    ``antialias``: blur-pooled strides."""
+    return MapScanner(channels=channels, top_fraction=top_fraction, stem_stride=stem_stride, antialias=antialias)
 
 
 @register_scanner("mapnet_tiny")
-def mapnet_tiny(top_fraction: float = 0.25, antialias: bool = False, symmetric: bool = False) -> nn.Module:
-    return MapScanner(channels=(4, 8, 8), top_fraction=top_fraction, antialias=antialias, symmetric=symmetric)
+def mapnet_tiny(top_fraction: float = 0.25, antialias: bool = False) -> nn.Module:
+    return MapScanner(channels=(4, 8, 8), top_fraction=top_fraction, antialias=antialias)
 
 
 @register_scanner("convnet")

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from . import functional as Fn
-from .registry import create_encoder, create_scanner
+from deepraft.core.config import ModelConfig
+from deepraft.models import functional as Fn
+from deepraft.models.registry import create_encoder, create_scanner
 
 
 def check_scan_scales(scales: Sequence[float], smoothing_std: float = 0.0) -> None:
@@ -91,7 +91,7 @@ class StampModel(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         generator: torch.Generator | None = None,
         negatives: dict[str, torch.Tensor] | None = None,
         boost: float = 1.0,
@@ -99,18 +99,18 @@ class StampModel(nn.Module):
         scales: Sequence[float] = (1.0,),
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
-        and the clean copies through ``attack``, and scan them with the smoothing noise, each
+        and the clean copies through ``augment``, and scan them with the smoothing noise, each
         logit the largest of the reads at ``scales`` (see :meth:`scan`).
-        ``negatives`` (see :func:`deepraft.augment.sample_negatives`) turns some clean copies
+        ``negatives`` (see :func:`deepraft.training.sample_negatives`) turns some clean copies
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
         ``boost``, ``as_work``: see :meth:`stamp` (with ``as_work`` the scanner too reads the
-        attacked copies as they are). Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
+        augmented copies as they are). Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
         stamped = self.stamp(x, boost, as_work)
         clean = x if negatives is None else forge(x, stamped - x, negatives)
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
-        if attack is not None:
-            both = attack(both)
+        if augment is not None:
+            both = augment(both)
         return stamped, self.scan(both, noise=True, generator=generator, as_work=as_work, scales=scales)
 
     # -- scanning ---------------------------------------------------------------------
@@ -133,7 +133,7 @@ class StampModel(nn.Module):
         noise (the same draws for every image: a score does not depend on the batch or call);
         ``smoothed=False`` leaves that noise out (the base classifier that attacks and
         certification wrap). ``read``: what computes :meth:`read` (an inference engine running
-        the same graph, :class:`deepraft.engine.OnnxRead`); differentiable in ``copies`` with
+        the same graph, :class:`deepraft.runtime.engine.OnnxRead`); differentiable in ``copies`` with
         the default."""
         read = read or self.read
         out: torch.Tensor | None = None
@@ -210,17 +210,12 @@ def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Te
     """Clean pictures ``x`` with forged stamps: where ``negatives['swap']`` is set, the residual
     of the next picture of the batch (``residual.roll(1)``); where ``use_pattern`` is set,
     ``pattern`` times the picture's own stamp RMS (a unit-RMS pattern lands at the stamp's
-    strength), or where ``stamp_grating`` is set a grating in the band of that stamp
-    (:func:`functional.spectral_grating` with the draws of ``grating_draw``)."""
+    strength)."""
     dev = x.device
     swap = negatives["swap"].to(dev).view(-1, 1, 1, 1)
     use = negatives["use_pattern"].to(dev).view(-1, 1, 1, 1)
     rms = residual.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
     pattern = negatives["pattern"].to(device=dev, dtype=x.dtype)
-    if "stamp_grating" in negatives:
-        draw = negatives["grating_draw"].to(dev)
-        own = Fn.spectral_grating(residual.detach().float(), draw[:, 0], draw[:, 1], draw[:, 2]).to(x.dtype)
-        pattern = torch.where(negatives["stamp_grating"].to(dev).view(-1, 1, 1, 1), own, pattern)
     pattern = pattern * rms
     add = torch.where(swap, residual.roll(1, dims=0), torch.zeros_like(residual))
     add = torch.where(use, pattern.expand_as(residual), add)

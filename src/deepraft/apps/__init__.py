@@ -1,0 +1,1 @@
+"""Layer 4, applications: the command line, the demo, the HTTP service and demo messenger."""

@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI) and the demo messenger; needs the ``serve`` extra."""

@@ -1,0 +1,181 @@
+"""Detection thresholds calibrated to a stated false-positive rate on clean photos.
+
+A platform scans every upload, nearly all of them clean, so the number that matters is how
+often a clean picture is wrongly blocked. The threshold for FPR ``f`` is read off the scores
+of clean held-out photos and of benign edits of them (re-compression, resizing, crops, colour
+tweaks: what ordinary uploads look like), so that at most a fraction ``f`` of them score above it.
+The benign edits are the upload subset of the edit registry (:mod:`deepraft.edits`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deepraft.edits.benign import EDITS, UPLOAD_KINDS, sample_upload_codec
+
+DEFAULT_FPRS = (1e-1, 1e-2, 1e-3)
+
+
+def threshold_at_fpr(negative_scores: Sequence[float] | np.ndarray, fpr: float) -> float:
+    """Smallest threshold ``t`` among the scores with ``mean(score > t) <= fpr``.
+
+    With ``n`` negatives, ``k = floor(fpr * n)`` of them may lie above ``t``: ``t`` is the
+    (k+1)-th largest score. When ``fpr * n < 1`` this is the largest score (an empirical FPR
+    of 0, which says little: see :func:`fpr_resolution`)."""
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+    s = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
+    if s.size == 0:
+        raise ValueError("no negative scores to calibrate on")
+    k = int(math.floor(fpr * s.size + 1e-9))
+    return float(s[min(k, s.size - 1)])
+
+
+def bootstrap_threshold(
+    groups: Sequence[Sequence[float]], fpr: float, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> float:
+    """Upper ``confidence`` bound on the FPR-``fpr`` threshold when the negative scores come in
+    correlated groups (the benign variants of one photo): resample the groups (photos) with
+    replacement, take :func:`threshold_at_fpr` of every resample, return the ``confidence``
+    quantile. With 29 photos the data hold 29 independent draws, not 29 x 50: a photo that
+    happens to look like a stamp (or its absence) moves the tail, and this bound keeps it in."""
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("no negative scores to calibrate on")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(arrays), size=(n_boot, len(arrays)))
+    values = [threshold_at_fpr(np.concatenate([arrays[i] for i in row]), fpr) for row in picks]
+    return float(max(np.quantile(values, confidence), threshold_at_fpr(np.concatenate(arrays), fpr)))
+
+
+def fpr_resolution(n_negatives: int) -> float:
+    """Smallest FPR that ``n_negatives`` clean samples can resolve (one false positive)."""
+    return 1.0 / max(1, n_negatives)
+
+
+def _step_label(name: str, strength: object) -> str:
+    """``name`` and its step's strength, numbers to 3 significant digits (``color 1.64,0.524,1.46``)."""
+    if strength is None:
+        return name
+    values = strength if isinstance(strength, (tuple, list)) else (strength,)
+    return f"{name} " + ",".join(f"{v:.3g}" if isinstance(v, (int, float)) else str(v) for v in values)
+
+
+def benign_variant(img: Image.Image, rng: np.random.Generator, steps: list[str] | None = None) -> Image.Image:
+    """One random everyday edit (or chain of two) of a clean RGB photo, then an encoder: one or
+    two kinds of :data:`deepraft.edits.benign.UPLOAD_KINDS` (crop, resize, colour, mirror, turn, border,
+    slight rotation, caption bar, none), each drawing its step, then
+    :func:`deepraft.edits.benign.sample_upload_codec` (JPEG, WebP or none). The steps taken, as
+    ``name strength``, are appended to ``steps`` when given."""
+    out = img
+    kinds = rng.choice(list(UPLOAD_KINDS), size=int(rng.integers(1, 3)), replace=False)
+    for kind in kinds:
+        name, strength = UPLOAD_KINDS[str(kind)].sample(rng)
+        out = EDITS[name](out, strength, rng)
+        if steps is not None:
+            steps.append(_step_label(name, strength))
+    name, strength = sample_upload_codec(rng)
+    if steps is not None:
+        steps.append(_step_label(name, strength))
+    return EDITS[name](out, strength, rng)
+
+
+def clean_variants(img: Image.Image, count: int, seed: int, labels: list[str] | None = None) -> Iterable[Image.Image]:
+    """The photo itself, then ``count - 1`` deterministic benign variants of it. With ``labels``,
+    what was done to each yielded picture is appended to it (``original``, or the edit steps
+    joined by ``+``) before the picture is yielded."""
+    if labels is not None:
+        labels.append("original")
+    yield img
+    rng = np.random.default_rng(seed)
+    for _ in range(count - 1):
+        steps: list[str] | None = [] if labels is not None else None
+        out = benign_variant(img, rng, steps)
+        if labels is not None and steps is not None:
+            labels.append(" + ".join(steps))
+        yield out
+
+
+@dataclass
+class Calibration:
+    thresholds: dict[str, float]
+    n_images: int
+    n_negatives: int
+    variants_per_image: int
+    data: str
+    failed: list[str]
+    empirical: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.95
+    tail: list[dict[str, object]] = field(default_factory=list)
+    """The highest clean scores (photo, what was done to it, score), highest first: what sets
+    the low-FPR thresholds."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "data": self.data,
+            "n_images": self.n_images,
+            "n_negatives": self.n_negatives,
+            "variants_per_image": self.variants_per_image,
+            "fpr_resolution": fpr_resolution(self.n_negatives),
+            "failed": self.failed,
+            "empirical_thresholds": self.empirical,
+            "confidence": self.confidence,
+            "tail": self.tail,
+            "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
+            "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, "
+            "caption bars); the card's threshold is its "
+            f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
+            "photo are correlated), so that an unlucky draw of calibration photos does not set "
+            "it too low",
+        }
+
+
+def calibrate(
+    score_fn: Callable[[list[Image.Image]], list[float]],
+    files: Sequence[Path],
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    variants_per_image: int = 50,
+    seed: int = 0,
+    data_name: str = "",
+    progress: Callable[[Iterable], Iterable] | None = None,
+    confidence: float = 0.95,
+    tail_size: int = 10,
+) -> Calibration:
+    """Score every file and its benign variants with ``score_fn`` and derive thresholds; the
+    ``tail_size`` highest clean scores are kept with their photo and edit."""
+    from deepraft.core.imageio import ImageError, read_image
+
+    groups: list[list[float]] = []
+    tagged: list[tuple[float, str, str]] = []
+    failed: list[str] = []
+    n_images = 0
+    for i, f in enumerate(progress(files) if progress else files):
+        try:
+            pic = read_image(f)
+        except ImageError as exc:
+            failed.append(str(exc))
+            continue
+        n_images += 1
+        img = Image.fromarray(pic.rgb)
+        labels: list[str] = []
+        group = [float(v) for v in score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i, labels)))]
+        groups.append(group)
+        tagged += sorted(zip(group, [Path(f).name] * len(group), labels), reverse=True)[:tail_size]
+    if not groups:
+        raise ValueError("calibration: no readable clean photos")
+    scores = [s for g in groups for s in g]
+    empirical = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
+    thresholds = {f"{fpr:g}": bootstrap_threshold(groups, fpr, confidence=confidence, seed=seed) for fpr in fprs}
+    tail = [
+        {"photo": photo, "edit": label, "score": round(score, 4)}
+        for score, photo, label in sorted(tagged, reverse=True)[:tail_size]
+    ]
+    return Calibration(
+        thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical, confidence, tail
+    )

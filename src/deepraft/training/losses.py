@@ -1,0 +1,33 @@
+"""Training losses: detection cross-entropy and the image (invisibility) loss."""
+
+from __future__ import annotations
+
+import torch
+from kornia.color import rgb_to_yuv
+from kornia.losses import ssim_loss
+from torch.nn import functional as F
+
+from deepraft.core.config import LossConfig
+
+
+def detection_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def yuv_mse(a: torch.Tensor, b: torch.Tensor, weights: tuple[float, float, float]) -> torch.Tensor:
+    """MSE in YUV with per-channel weights (the paper's image loss)."""
+    d = (rgb_to_yuv(a.float()) - rgb_to_yuv(b.float())).pow(2).mean(dim=(0, 2, 3))
+    return (d * d.new_tensor(weights)).sum()
+
+
+def image_loss(stamped: torch.Tensor, clean: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    loss = cfg.yuv_mse_weight * yuv_mse(stamped, clean, cfg.yuv_weights)
+    if cfg.ssim_weight > 0:
+        loss = loss + cfg.ssim_weight * ssim_loss(stamped.float(), clean.float(), window_size=11)
+    return loss
+
+
+def image_weight(step: int, cfg: LossConfig) -> float:
+    if cfg.image_weight_ramp <= 0:
+        return cfg.image_weight
+    return cfg.image_weight * min(1.0, step / cfg.image_weight_ramp)
