@@ -20,6 +20,7 @@ from pathlib import Path
 
 import deepraft
 from deepraft.core.data import find_images
+from deepraft.core.imageio import read_images
 from deepraft.evaluation.headline import headline_check
 from deepraft.evaluation.quality import column, column_stats, jpeg_copy, perceptual, perceptual_setup
 
@@ -34,8 +35,8 @@ def perceptual_check(stamper, files: Sequence[Path], jpeg_references: Sequence[i
     failed: list[str] = []
     t0 = time.perf_counter()
     megapixels = 0.0
-    for f, pic in stamper.read_many(files, failed):
-        stamped = stamper.protect_pictures([pic])[0]
+    for f, pic in read_images(files, failed, stamper.max_pixels):
+        stamped = stamper.protect(pic)
         refs = {f"jpeg{q}": jpeg_copy(pic.rgb, q) for q in jpeg_references}
         rows.append({"file": str(f), **perceptual(pic.rgb, {"": stamped.rgb, **refs}, tool)})
         megapixels += pic.size[0] * pic.size[1] / 1e6

@@ -41,7 +41,7 @@ def add_grating(img: Image.Image, cycles: tuple[int, int], psnr_db: float, phase
 def reads(stamper: deepraft.Stamper, img: Image.Image) -> dict[str, float]:
     """The scanner's logit at each of the model's scan scales, and the deployed score."""
     model = stamper.model
-    copies = stamper.scan_copies([picture_from_pil(img)])
+    copies = stamper.copies.scan_batch([picture_from_pil(img)])
     with torch.inference_mode():
         out = {f"scale {s:g}": float(model.read(work)[0]) for s, work in model.scale_copies(copies)}
         out["deployed"] = float(model.score(copies)[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ class DeepRaft:
     def embed(self, img: Image.Image) -> Image.Image:
         from deepraft.core.imageio import Picture
 
-        return Image.fromarray(self.stamper.protect_pictures([Picture(rgb=np.asarray(img))])[0].rgb)
+        return Image.fromarray(self.stamper.protect_batch([Picture(rgb=np.asarray(img))])[0].rgb)
 
     def scores(self, imgs: list[Image.Image]) -> list[float]:
         return [r.score for r in self.stamper.scan_batch([im.convert("RGB") for im in imgs])]
@@ -85,17 +86,24 @@ def perceptual_cost(stamped: list[Image.Image], originals: list[Image.Image]) ->
     return out
 
 
+def _draw(seed: int, photo: int, edit: int, variant: int) -> int:
+    from deepraft.core.data import sample_seed
+
+    return sample_seed(seed, photo, edit, variant)
+
+
 def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual: bool = True) -> dict:
     from rich.progress import track
 
-    from deepraft.core.data import sample_seed
+    from deepraft.core.imageio import Picture
     from deepraft.core.measures import psnr_uint8
     from deepraft.edits.grids import conditions
     from deepraft.evaluation.calibrate import threshold_at_fpr
+    from deepraft.evaluation.kernel import grid_edits, measure
     from deepraft.evaluation.metrics import rate_above, roc_auc, tpr_at_fpr
     from deepraft.evaluation.runner import view_variant
 
-    conds = conditions(grid)
+    edits = grid_edits(conditions(grid))
     originals = [Image.open(p).convert("RGB") for p in photos]
     results = {}
     for m in methods:
@@ -106,20 +114,21 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual:
         perc = perceptual_cost(stamped, originals) if perceptual else {}
         pos: dict[str, list[float]] = {}
         neg: dict[str, list[float]] = {}
-        t_detect, n_detect = 0.0, 0
-        for ci, cond in track(list(enumerate(conds)), description=m.name):
-            for pi, (s_img, c_img) in enumerate(zip(stamped, originals)):
-                batch = []
-                for v in range(variants):
-                    for img in (s_img, c_img):
-                        rng = np.random.default_rng(sample_seed(seed, pi, ci, v))
-                        batch.append(cond.apply(view_variant(img, v, rng), rng))
-                t1 = time.perf_counter()
-                sc = m.scores(batch)
-                t_detect += time.perf_counter() - t1
-                n_detect += len(batch)
-                pos.setdefault(cond.label, []).extend(sc[0::2])
-                neg.setdefault(cond.label, []).extend(sc[1::2])
+        timing = [0.0, 0]  # seconds in the method's detector, pictures it scored
+
+        def detect(pics: list[Picture], m=m, timing=timing) -> list[float]:
+            t1 = time.perf_counter()
+            sc = m.scores([Image.fromarray(p.rgb) for p in pics])
+            timing[0] += time.perf_counter() - t1
+            timing[1] += len(pics)
+            return sc
+
+        for pi, (s_img, c_img) in enumerate(track(list(zip(stamped, originals)), description=m.name)):
+            draws = partial(_draw, seed, pi)
+            s_pic, c_pic = Picture(rgb=np.asarray(s_img)), Picture(rgb=np.asarray(c_img))
+            for smp in measure(detect, s_pic, c_pic, edits, variants, seed=draws, view=view_variant):
+                (pos if smp.kind == "stamped" else neg).setdefault(smp.edit, []).append(smp.score)
+        t_detect, n_detect = timing
         pooled = np.concatenate([np.array(v) for v in neg.values()])
         thr = threshold_at_fpr(pooled, 1e-3)
         rows = {
@@ -149,7 +158,8 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual:
             f"detect {t_detect / n_detect * 1000:.1f} ms per image",
             flush=True,
         )
-    return {"photos": len(photos), "variants": variants, "conditions": [c.label for c in conds], "methods": results}
+    labels = [label for label, _ in edits]
+    return {"photos": len(photos), "variants": variants, "conditions": labels, "methods": results}
 
 
 def markdown(res: dict) -> str:

@@ -44,7 +44,7 @@ def main() -> None:
         data = buf.getvalue()
         pic = read_image(data, quiet=True)
         stamper.scan(pic)
-        stamper.protect_pictures([pic])  # warm-up
+        stamper.protect_batch([pic])  # warm-up
         t = {"decode": [], "check (one scan)": [], "stamp": [], "encode": []}
         for _ in range(args.repeats):
             a = time.perf_counter()
@@ -52,7 +52,7 @@ def main() -> None:
             b = time.perf_counter()
             stamper.scan(pic)
             c = time.perf_counter()
-            out = stamper.protect_pictures([pic])[0]
+            out = stamper.protect(pic)
             d = time.perf_counter()
             encode_image(out, "JPEG", quality=95)
             e = time.perf_counter()

@@ -37,12 +37,12 @@ def check(model: str, files: list[Path], size: tuple[int, int], factors: list[fl
     for f in files:
         big = ImageOps.fit(Image.open(f).convert("RGB"), (size[0] // 5, size[1] // 5)).resize(size, Image.BICUBIC)
         pic = picture_from_pil(big)
-        for kind, p in (("clean", pic), ("stamped", st.protect_pictures([pic])[0])):
+        for kind, p in (("clean", pic), ("stamped", st.protect(pic))):
             data = encode_image(p, "JPEG", 90)
-            row = {"photo": f.name, "kind": kind, "full": st.scores([read_image(io.BytesIO(data))])[0]}
+            row = {"photo": f.name, "kind": kind, "full": st.copies.score_pictures([read_image(io.BytesIO(data))])[0]}
             for k in factors:
                 copy = read_work_copy(data, st.scan_size, mode=st.work_mode, draft_factor=k)
-                row[f"draft {k:g}"] = st.scan_work_copies([copy])[0].score
+                row[f"draft {k:g}"] = st.copies.score_arrays([copy])[0]
             rows.append(row)
     paths = ["full"] + [f"draft {k:g}" for k in factors]
     summary: dict[str, object] = {}

@@ -24,18 +24,27 @@ import torch
 from PIL import Image
 
 import deepraft
-from deepraft.core.data import find_images
+from deepraft.core.data import find_images, sample_seed
+from deepraft.edits.grids import conditions
 from deepraft.evaluation.quality import to_tensor
 from deepraft.models import functional as Fn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import forward_check  # noqa: E402
 import heldout  # noqa: E402
 
 SHIFTS = (0, 1, 2, 3, 4, 8, 16)
-EDITS = ("none", "shift 2 px", "crop 95 %", "tilt 10, black corners", "border 30 % black")
-EDITS += ("collage at half size", "crop 25 % at a corner", "tilt 15, cropped")
+GRID: list[tuple[str, list]] = [
+    ("none", [None]),
+    ("crop", [0.95, 0.25]),
+    ("rotate_corners", [10]),
+    ("pad", [0.3]),
+    ("collage", [0.5]),
+    ("rotate", [15]),
+]
+"""Forwarder edits from the benign-edit registry; positions and signs drawn per photo, alike for
+the stamped and the clean copy."""
+EDITS = conditions(GRID)
 
 
 @torch.inference_mode()
@@ -63,22 +72,22 @@ def tpr_rows(stamped: dict, clean: dict, pick) -> dict[str, object]:
     return {"threshold": thr, "edits": edits}
 
 
-def run(model_name: str, files: list[Path], backgrounds: list[Image.Image], scales: list[float]) -> dict:
+def run(model_name: str, files: list[Path], scales: list[float], seed: int = 0) -> dict:
     stamper = deepraft.load(model_name, device="cpu")
     model, size = stamper.model, stamper.model.cfg.work_size
-    table = forward_check.edits(backgrounds)
     shifts: list[list[float]] = []
     # per edit: (photos, scales, 16 phases) scores of the stamped and of the clean copies
-    stamped: dict[str, list[list[list[float]]]] = {k: [] for k in EDITS}
-    clean: dict[str, list[list[list[float]]]] = {k: [] for k in EDITS}
+    stamped: dict[str, list[list[list[float]]]] = {c.label: [] for c in EDITS}
+    clean: dict[str, list[list[list[float]]]] = {c.label: [] for c in EDITS}
     for i, f in enumerate(files):
         img = Image.open(f).convert("RGB")
         s = stamper.protect(img)
         shifts.append(shift_scores(model, to_tensor(np.asarray(s)), size))
-        for k in EDITS:
-            for im, out in ((table[k](s, i), stamped), (table[k](img, i), clean)):
-                x = to_tensor(np.asarray(im))
-                out[k].append([phase_scores(model, x, round(size * sc)) for sc in scales])
+        for ci, cond in enumerate(EDITS):
+            for im, out in ((s, stamped), (img, clean)):
+                edited = cond.apply(im, np.random.default_rng(sample_seed(seed, i, ci)))
+                x = to_tensor(np.asarray(edited.convert("RGB")))
+                out[cond.label].append([phase_scores(model, x, round(size * sc)) for sc in scales])
     sh = np.array(shifts)
     one = scales.index(1.0)
     reads = {
@@ -110,10 +119,9 @@ def main() -> None:
     if 1.0 not in args.scales:
         raise SystemExit("--scales must include 1")
     files = find_images(args.data)
-    if len(files) < args.photos + 2:
-        raise SystemExit(f"{args.data}: needs at least {args.photos + 2} photos")
-    backgrounds = [Image.open(f).convert("RGB") for f in files[-4:]]
-    res = run(args.model, files[: args.photos], backgrounds, args.scales)
+    if len(files) < args.photos:
+        raise SystemExit(f"{args.data}: needs at least {args.photos} photos")
+    res = run(args.model, files[: args.photos], args.scales)
     for k, v in res["shift_scores"].items():
         print(f"working copy moved {k:>2s} px: median score {v['median']:6.2f}  lowest {v['min']:6.2f}")
     for name, read in res["reads"].items():

@@ -57,7 +57,7 @@ def one_size(model: str, device: str, label: str, repeats: int, engine: str = "a
     data = _photo_bytes(SIZES[label])
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     # warm-up (allocations, kernels), then reset nothing: VmHWM after warm-up is the peak
-    stamper.protect_pictures([read_image(data)])
+    stamper.protect_batch([read_image(data)])
     stamper.scan_file(data)
     base = _rss_mb("VmRSS")
     t = {"decode": [], "stamp": [], "encode": [], "protect_total": [], "scan_total": [], "scan_pil": []}
@@ -69,7 +69,7 @@ def one_size(model: str, device: str, label: str, repeats: int, engine: str = "a
         t0 = time.perf_counter()
         pic = read_image(data)
         t1 = time.perf_counter()
-        out = stamper.protect_pictures([pic])[0]
+        out = stamper.protect(pic)
         sync()
         t2 = time.perf_counter()
         encode_image(out, "JPEG", 95)
@@ -153,11 +153,11 @@ def scanner_throughput(model: str, device: str, batch: int = 1024, seconds: floa
     )
     n, t0 = 0, time.perf_counter()
     with torch.inference_mode(), amp:
-        stamper.score_copies(x)
+        stamper.copies.score(x)
         sync()
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            stamper.score_copies(x)
+            stamper.copies.score(x)
             n += batch
         sync()
     wall = time.perf_counter() - t0

@@ -44,7 +44,7 @@ def measure(model: str, files: list[Path]) -> dict[str, object]:
     stamper = deepraft.load(model, device="cpu")
     grids, tops = [], []
     for f in files:
-        work = stamper.work_copies([picture_from_pil(Image.open(f).convert("RGB"))])
+        work = stamper.copies.work_batch([picture_from_pil(Image.open(f).convert("RGB"))])
         with torch.inference_mode():
             r = stamper.model.residual(work)[0].mean(dim=0).float().numpy()
         g, top = band_shares(r)

@@ -32,7 +32,7 @@ def test_scan_reads_the_copy_at_every_scale_and_keeps_the_largest(area_stamper):
     from deepraft.core.imageio import picture_from_pil, work_copy
 
     pic = picture_from_pil(synthetic_photo(3, 150, 100))
-    big = area_stamper.scan_arrays([pic])[0]
+    big = area_stamper.copies.scan_arrays([pic])[0]
     assert big.shape[:2] == work_copy(pic.rgb, 80, "area").shape[:2]
     x = torch.from_numpy(big).permute(2, 0, 1)[None].float() / 255
     model = area_stamper.model
@@ -40,7 +40,7 @@ def test_scan_reads_the_copy_at_every_scale_and_keeps_the_largest(area_stamper):
         half = torch.nn.functional.interpolate(x, (x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear", antialias=True)
         want = max(float(model.read(x)), float(model.read(half)))
         assert float(model.score(x)) == pytest.approx(want, abs=1e-5)
-    assert area_stamper.scores([pic])[0] == pytest.approx(want, abs=1e-5)
+    assert area_stamper.copies.score_pictures([pic])[0] == pytest.approx(want, abs=1e-5)
     assert area_stamper.scan(pic).score == pytest.approx(want, abs=1e-5)
 
 
@@ -55,7 +55,7 @@ def test_protect_keeps_the_shape_and_scan_reads_any_aspect(area_stamper, size):
     from deepraft.core.imageio import picture_from_pil
 
     a = area_stamper.scan(stamped).score
-    b = area_stamper.scores([picture_from_pil(stamped)])[0]
+    b = area_stamper.copies.score_pictures([picture_from_pil(stamped)])[0]
     assert a == pytest.approx(b, abs=1e-5)
 
 
@@ -74,7 +74,8 @@ def test_scan_file_matches_scan_of_the_decoded_picture(area_stamper, tmp_path):
 
 
 def test_onnx_export_takes_working_copies_of_any_shape(tiny_area_card, area_stamper, tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extras")
+    import onnxruntime as ort  # a core dependency: its absence fails, it does not skip
+
     r = run_cli("export", tiny_area_card, "--onnx", tmp_path)
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path / "onnx.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def test_check_model_writes_perceptual_columns(tmp_path):
         assert Path(s[key]["worst"]["file"]).name in {p.name for p in PHOTOS}
     assert s["ssimulacra2_jpeg95"]["mean"] > s["ssimulacra2_jpeg90"]["mean"]
     assert per["seconds_per_megapixel"] > 0
-    if shutil.which("butteraugli"):
+    if shutil.which("butteraugli") or os.environ.get("CI"):  # CI installs it (.ci/run): a miss fails there
         assert 0.0 < s["butteraugli_max_jpeg95"]["mean"] < s["butteraugli_max_jpeg90"]["mean"]
         assert "Butteraugli max-norm from" in per["note"]
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_peers_run_scores_tables_and_plot(peers, tmp_path):
     # the perceptual cost of each method's stamp (SSIMULACRA 2 always; Butteraugli where installed)
     for m in (ours, peer):
         assert m["ssimulacra2_worst"] <= m["ssimulacra2_mean"] < 100.0
-        if shutil.which("butteraugli"):
+        if shutil.which("butteraugli") or os.environ.get("CI"):  # CI installs it (.ci/run): a miss fails there
             assert m["butteraugli_max_worst"] >= m["butteraugli_max_mean"] > 0.0
     lines = peers.comparison(res)
     assert len(lines) == 1 and lines[0].startswith(

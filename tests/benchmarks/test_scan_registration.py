@@ -43,7 +43,7 @@ def test_reads_and_shifts(tmp_path, tiny_area_card):
         assert reads[wider]["threshold"] >= reads[narrower]["threshold"]
         for edit, row in reads[wider]["edits"].items():
             assert row["median"] >= reads[narrower]["edits"][edit]["median"] - 1e-6, (wider, edit)
-    assert "collage at half size" in reads["phase 0, scale 1"]["edits"] and "moved" in r.stdout
+    assert "collage 0.5" in reads["phase 0, scale 1"]["edits"] and "moved" in r.stdout
 
 
 def test_scales_must_include_the_deployed_one(tiny_area_card):

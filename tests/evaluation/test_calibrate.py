@@ -1,8 +1,11 @@
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from deepraft.evaluation.calibrate import (
+    _step_label,
     bootstrap_threshold,
     calibrate,
     clean_variants,
@@ -58,28 +61,117 @@ def test_calibrate_with_a_known_scorer(tmp_path):
     assert cal.as_dict()["empirical_thresholds"] == cal.empirical
 
 
+def _area_then_pixels(im: Image.Image) -> float:
+    """A score that names one picture: its area (a border or an upscale scores high), then a hash
+    of its pixels in the four decimals the tail keeps."""
+    return float(im.width * im.height) + (zlib.crc32(im.tobytes()) % 10_000) / 10_000
+
+
 def test_calibration_tail_names_the_photo_and_edit_of_the_highest_clean_scores(tmp_path):
     for i in range(3):
         synthetic_photo(i, 96 + 16 * i, 80).save(tmp_path / f"p{i}.png")
 
-    def by_area(images: list[Image.Image]) -> list[float]:  # a border or an upscale scores high
-        return [float(im.width * im.height) for im in images]
+    def score(images: list[Image.Image]) -> list[float]:
+        return [_area_then_pixels(im) for im in images]
 
-    cal = calibrate(by_area, sorted(tmp_path.iterdir()), fprs=(0.1,), variants_per_image=12, tail_size=5)
+    cal = calibrate(score, sorted(tmp_path.iterdir()), fprs=(0.1,), variants_per_image=12, tail_size=5)
     tail = cal.as_dict()["tail"]
-    assert len(tail) == 5 and [t["score"] for t in tail] == sorted((t["score"] for t in tail), reverse=True)
-    # the largest picture of the largest photo comes first, and its label says how it was made
-    biggest = max(
-        clean_variants(Image.open(tmp_path / "p2.png").convert("RGB"), 12, seed=2), key=lambda im: im.width * im.height
-    )
-    assert tail[0]["photo"] == "p2.png" and tail[0]["score"] == biggest.width * biggest.height
-    assert all(t["edit"] == "original" or any(c in t["edit"] for c in ("jpeg", "webp", "none")) for t in tail)
+    # every picture calibration scored, made again: photo i's variants come from seed 0 * 100_003 + i
+    drawn = []
+    for i in range(3):
+        labels: list[str] = []
+        pics = list(clean_variants(Image.open(tmp_path / f"p{i}.png").convert("RGB"), 12, seed=i, labels=labels))
+        assert len(labels) == len(pics) == 12
+        drawn += [(round(_area_then_pixels(p), 4), f"p{i}.png", label) for p, label in zip(pics, labels)]
+    named = {score: (photo, label) for score, photo, label in drawn}
+    assert len(named) == len(drawn) == 36  # every score names one picture
+    # the tail is the five highest of them, each with the photo and edit of the picture that scored it
+    assert [(t["score"], t["photo"], t["edit"]) for t in tail] == sorted(drawn, reverse=True)[:5]
+    assert all(named[t["score"]] == (t["photo"], t["edit"]) for t in tail)
+    assert tail[0]["photo"] == "p2.png"  # the largest picture of the largest photo comes first
+    assert len({t["edit"] for t in tail}) > 1
+
+
+def test_step_labels_known_answers():
+    assert _step_label("color", (1.6412, 0.52449, 1.4567)) == "color 1.64,0.524,1.46"
+    assert _step_label("crop_uniform", 0.52345) == "crop_uniform 0.523"
+    assert _step_label("tilt", -12.3456) == "tilt -12.3"
+    assert _step_label("jpeg", 82) == "jpeg 82"
+    assert _step_label("hflip", None) == "hflip"
+
+
+def _written(name: str, strength: object) -> str:
+    """How a label writes one drawn step: the name, then the strength to 3 significant digits."""
+    if strength is None:
+        return name
+    if isinstance(strength, tuple):
+        return f"{name} " + ",".join(f"{v:.3g}" for v in strength)
+    return f"{name} {strength}" if isinstance(strength, int) else f"{name} {strength:.3g}"
+
+
+def test_variant_labels_are_the_steps_drawn(monkeypatch):
+    """Each label lists exactly the steps the variant's draws made, in order, the encoder last."""
+    from deepraft.edits.benign import UPLOAD_KINDS, UploadKind, sample_upload_codec
+    from deepraft.evaluation import calibrate as cal
+
+    drawn: list[tuple[str, object]] = []
+
+    def recording(sample):
+        def draw(rng):
+            drawn.append(sample(rng))
+            return drawn[-1]
+
+        return draw
+
+    kinds = {k: UploadKind(v.edits, recording(v.sample)) for k, v in UPLOAD_KINDS.items()}
+    monkeypatch.setattr(cal, "UPLOAD_KINDS", kinds)
+    monkeypatch.setattr(cal, "sample_upload_codec", recording(sample_upload_codec))
+    labels: list[str] = []
+    steps = []
+    for _ in clean_variants(synthetic_photo(0), 40, seed=1, labels=labels):
+        steps.append(list(drawn))  # a picture's steps are drawn before it is yielded
+        drawn.clear()
+    assert labels[0] == "original" and steps[0] == []
+    assert len(labels) == len(steps) == 40
+    for label, s in zip(labels[1:], steps[1:]):
+        assert 2 <= len(s) <= 3 and s[-1][0] in ("jpeg", "webp", "none"), s
+        assert label == " + ".join(_written(*step) for step in s)
+    assert {len(s) for s in steps[1:]} == {2, 3}  # one edit and two, both drawn
+
+
+def test_variant_labels_say_what_was_done_to_the_picture(monkeypatch):
+    """With only a mirror and a quarter turn to draw and no encoder, each variant's pixels are
+    what its label says: the steps applied to the photo in the label's order."""
+    from deepraft.edits.benign import UploadKind
+    from deepraft.evaluation import calibrate as cal
+
+    kinds = {
+        "flip": UploadKind(("hflip",), lambda rng: ("hflip", None)),
+        "turn": UploadKind(("rot90",), lambda rng: ("rot90", None)),
+    }
+    monkeypatch.setattr(cal, "UPLOAD_KINDS", kinds)
+    monkeypatch.setattr(cal, "sample_upload_codec", lambda rng: ("none", None))
+    ops = {"hflip": lambda a: a[:, ::-1], "rot90": np.rot90}  # rot90: a quarter turn counter-clockwise
+    img = synthetic_photo(3, 90, 60)
+    labels: list[str] = []
+    pics = list(clean_variants(img, 12, seed=5, labels=labels))
+    assert labels[0] == "original" and np.array_equal(np.asarray(pics[0]), np.asarray(img))
+    for pic, label in zip(pics[1:], labels[1:]):
+        *edits, codec = label.split(" + ")
+        assert codec == "none" and 1 <= len(edits) <= 2, label
+        want = np.asarray(img)
+        for e in edits:
+            want = ops[e](want)
+        assert np.array_equal(np.asarray(pic), want), label
+    assert {"hflip + none", "rot90 + none"} <= set(labels) and len(set(labels)) >= 4
+
+
+def test_clean_variants_with_labels_are_the_variants_without():
     labels: list[str] = []
     pics = list(clean_variants(synthetic_photo(0), 5, seed=1, labels=labels))
-    assert len(labels) == len(pics) == 5 and labels[0] == "original" and all(" + " in x or x for x in labels[1:])
-    assert [np.asarray(p).shape for p in pics] == [
-        np.asarray(p).shape for p in clean_variants(synthetic_photo(0), 5, seed=1)
-    ]
+    assert len(labels) == len(pics) == 5 and labels[0] == "original"
+    plain = list(clean_variants(synthetic_photo(0), 5, seed=1))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(pics, plain))
 
 
 def test_bootstrap_threshold_keeps_an_outlier_photo_in():

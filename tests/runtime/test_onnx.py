@@ -3,12 +3,10 @@
 import json
 
 import numpy as np
-import pytest
+import onnxruntime as ort  # a core dependency: its absence fails, it does not skip
 import torch
 
 from tests.conftest import run_cli
-
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extras")
 
 
 def test_onnx_parity(tmp_path, tiny_card, tiny_stamper):

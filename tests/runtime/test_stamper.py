@@ -4,8 +4,9 @@ from PIL import Image
 
 import deepraft
 from deepraft import Picture, ScanResult
+from deepraft.core.imageio import read_image
 from deepraft.core.measures import psnr_uint8
-from tests.conftest import synthetic_photo
+from tests.conftest import EXAMPLES, synthetic_photo
 
 
 @pytest.mark.parametrize("size", [(64, 64), (256, 64), (64, 256), (401, 99), (1000, 250), (97, 389)])
@@ -61,7 +62,7 @@ def test_picture_in_picture_out_and_exif_rotation(tiny_stamper, tmp_path):
     exif[0x0112] = 8
     src = tmp_path / "r.jpg"
     synthetic_photo(5, 90, 40).save(src, exif=exif.tobytes())
-    pic = tiny_stamper.read(src)
+    pic = read_image(src, max_pixels=tiny_stamper.max_pixels)
     out = tiny_stamper.protect(pic)
     assert isinstance(out, Picture) and out.size == (40, 90)
     dst = tmp_path / "out.webp"
@@ -90,7 +91,7 @@ def test_fast_scan_path_matches_full_decode(tiny_stamper, tmp_path):
     path = tmp_path / "big.jpg"
     tiny_stamper.protect(img).save(path, quality=92)
     fast = tiny_stamper.scan_file(path)
-    full = tiny_stamper.scan(tiny_stamper.read(path))
+    full = tiny_stamper.scan(read_image(path, max_pixels=tiny_stamper.max_pixels))
     assert abs(fast.score - full.score) < 0.05 * max(1.0, abs(full.score))
     assert fast.threshold == full.threshold
 
@@ -111,3 +112,39 @@ def test_scan_files_with_workers(tiny_stamper, tmp_path):
     for (_, a), (_, b) in zip(seq, par):
         if not isinstance(a, deepraft.ImageError):
             assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_every_scan_path_reads_its_own_picture_on_real_photos(default_stamper, tmp_path):
+    """The bundled model on real photos, stamped and clean, saved as JPEG: the fast file path
+    (reduced-scale JPEG decode: the large photo decodes at 1/2 scale), a decoded PIL image, a
+    batch and the file iterator give each picture its own score. Stamped and clean scores lie
+    far apart (more than 3 on the logit), so a path that read another picture would show."""
+    with Image.open(EXAMPLES / "scikit-learn__china.jpg") as im:
+        small = im.convert("RGB")  # 640 x 427: decoded at full scale
+    with Image.open(EXAMPLES / "tuxpaint-data__sun_behind_leaves.jpg") as im:
+        large = im.convert("RGB").resize((1920, 1276), Image.Resampling.LANCZOS)  # a JPEG draft at 1/2
+    paths = []
+    for name, img in (("small", small), ("large", large)):
+        for kind, pic in (("clean", img), ("stamped", default_stamper.protect(img))):
+            paths.append(tmp_path / f"{name}-{kind}.jpg")
+            pic.save(paths[-1], quality=95)
+    kinds = ["clean", "stamped"] * 2
+    opened = []
+    for p in paths:
+        with Image.open(p) as im:
+            opened.append(im.convert("RGB"))
+    fast = [default_stamper.scan_file(p).score for p in paths]
+    single = [default_stamper.scan(im).score for im in opened]
+    batch = [r.score for r in default_stamper.scan_batch(opened[::-1])][::-1]  # another order
+    files = [r.score for _, r in default_stamper.scan_files(paths, batch_size=3)]
+    assert batch == pytest.approx(single, abs=1e-4)
+    assert files == pytest.approx(fast, abs=1e-4)
+    assert fast[:2] == pytest.approx(single[:2], abs=1e-4)  # the small photo: the same decode
+    assert fast[2:] == pytest.approx(single[2:], abs=0.1)  # the large one: a reduced decode
+    thr = default_stamper.card.threshold()
+    stamped = [s for s, k in zip(single, kinds) if k == "stamped"]
+    clean = [s for s, k in zip(single, kinds) if k == "clean"]
+    assert min(stamped) > thr > max(clean) and min(stamped) - max(clean) > 3.0, single
+    # every pair of a stamped and a clean picture differs by far more than the tolerances above
+    for i, j in [(0, 1), (2, 3), (0, 3), (1, 2)]:
+        assert abs(fast[i] - fast[j]) > 3.0 and abs(single[i] - single[j]) > 3.0

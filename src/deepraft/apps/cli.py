@@ -288,9 +288,13 @@ def info(
         f"{' and transposes' if m['scan_transpose'] else ''}, PSNR target {m['psnr_target']} ({m['psnr_mode']}), "
         f"mask {m['mask']}, smoothing sigma {m['smoothing_std']}"
     )
-    t = Table("FPR", "threshold (logit)", title="calibrated thresholds")
+    bounds = (card.calibration or {}).get("fpr_upper_bounds", {})
+    kinds = (card.calibration or {}).get("kinds", {})
+    t = Table("FPR", "threshold (logit)", "FPR upper bound (95 %)", "calibrated on", title="calibrated thresholds")
     for k, v in sorted(card.thresholds.items(), key=lambda kv: float(kv[0])):
-        t.add_row(k + (" (default)" if abs(float(k) - card.default_fpr) < 1e-15 else ""), f"{v:.4f}")
+        on = ", ".join(f"{kind} {e['n']}" for kind, e in kinds.items()) or f"{card.calibration.get('n_negatives', '?')}"
+        bound = f"{bounds[k]:.1e}" if k in bounds else "not recorded"
+        t.add_row(k + (" (default)" if abs(float(k) - card.default_fpr) < 1e-15 else ""), f"{v:.4f}", bound, on)
     con.print(t)
     for section in ("calibration", "training", "metrics"):
         if data[section]:
@@ -312,6 +316,13 @@ def _drop_none(d: dict) -> dict:
 def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config (configs/*.yaml)."),
     data: Path = typer.Option(..., exists=True, file_okay=False, help="Folder of training images."),
+    nonphoto: Optional[Path] = typer.Option(
+        None,
+        exists=True,
+        file_okay=False,
+        help="Folder of pictures that are not photos, with a MANIFEST.tsv (file, kind, package): its "
+        "training split gives data.nonphoto_fraction of the crops.",
+    ),
     run_name: str = typer.Option(..., help="Run folder name under --runs-dir; an existing run resumes."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs live (relative: to the working directory)."),
     max_steps: Optional[int] = typer.Option(None, min=1),
@@ -362,6 +373,7 @@ def train(
             show_progress=progress,
             until_step=until_step,
             time_limit_s=None if time_limit is None else time_limit * 60,
+            nonphoto_dir=nonphoto,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         _usage(str(exc))
@@ -389,6 +401,12 @@ def export(
     recipe: Optional[str] = typer.Option(None, help="The command that trained the run, for the card."),
     scan_scales: Optional[List[float]] = typer.Option(
         None, help="Scales the deployed scanner reads at, instead of the run's (repeat the option; include 1)."
+    ),
+    calib_nonphoto: Optional[Path] = typer.Option(
+        None, exists=True, file_okay=False, help="Non-photos with a MANIFEST.tsv: its val packages join calibration."
+    ),
+    calib_generated: int = typer.Option(
+        0, min=0, help="Generated non-photos that join calibration (10 variants each)."
     ),
 ) -> None:
     """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
@@ -420,6 +438,8 @@ def export(
             recipe,
             progress=lambda xs: _progress_iter(list(xs), "export"),
             scan_scales=scan_scales or None,
+            calib_nonphoto=calib_nonphoto,
+            calib_generated=calib_generated,
         )
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))
@@ -487,6 +507,46 @@ def _photo_files(data: Path) -> list[Path]:
         _usage(str(exc))
 
 
+def _kinded_files(data: Path, split: Optional[str]) -> list[tuple[Path, str]]:
+    """(file, kind) of ``data``: with a MANIFEST.tsv its files (of one ``split`` of its packages
+    when given) and their kinds, else every image of the folder as ``picture``."""
+    from deepraft.core.data import MANIFEST, read_manifest, split_files
+
+    try:
+        if (data / MANIFEST).is_file():
+            if split is not None:
+                return split_files(data, split)
+            return [(data / r["file"], r["kind"]) for r in read_manifest(data)]
+        if split is not None:
+            _usage(f"--split {split}: {data} has no {MANIFEST} to split by package")
+        return [(p, "picture") for p in _photo_files(data)]
+    except (FileNotFoundError, ValueError) as exc:
+        _usage(str(exc))
+
+
+def _clean_eval(
+    model: str, device: Optional[str], sources: list, out: Path, variants: Optional[int], seed: int
+) -> None:
+    from deepraft.evaluation.false_blocks import CleanSettings, run_clean_eval
+
+    stamper = _load(model, device)
+    settings = CleanSettings(variants=variants or 1, seed=seed)
+    try:
+        summary = run_clean_eval(stamper, sources, out, settings, progress=lambda xs: _progress_iter(list(xs), "clean"))
+    except ValueError as exc:
+        _usage(str(exc))
+    name = f"{stamper.card.default_fpr:g}"
+    for kind, e in summary["kinds"].items():
+        at = e["at_threshold"][name]
+        err.print(
+            f"{kind}: {at['flagged']} of {e['n']} samples flagged ({e['pictures_flagged']} of {e['pictures']} "
+            f"pictures), FPR {at['fpr']:.2e}, upper bound {at['fpr_upper_bound']:.1e}",
+            highlight=False,
+        )
+    err.print(f"report {Path(out) / 'report.md'}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if summary["failed"] else EXIT_OK)
+
+
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("default", help="Bundled model name, model card folder or run folder."),
@@ -497,18 +557,29 @@ def eval_cmd(
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, min=0, help="Processes sharing the photos (CPU; 0: this process)."),
     device: Optional[str] = typer.Option(None),
+    clean_only: bool = typer.Option(
+        False, help="False blocks: scan the clean pictures only (nothing stamped); FPR per kind with its bound."
+    ),
+    split: Optional[str] = typer.Option(
+        None, help="With a MANIFEST.tsv in --data: only the packages of this split (train, val or test)."
+    ),
 ) -> None:
-    """Imperceptibility and robustness over the edit grid, stamped and clean copies alike."""
+    """Imperceptibility and robustness over the edit grid, stamped and clean copies alike; with
+    --clean-only, how often clean pictures of each kind are flagged."""
     _require_extra("eval", "eval")
     from deepraft.evaluation.report import write_eval_report
     from deepraft.evaluation.runner import EvalSettings, run_eval
+
+    if clean_only:
+        _clean_eval(model, device, _kinded_files(data, split), out, variants, seed)
+        return
 
     settings = EvalSettings.quick() if quick else EvalSettings()
     settings.seed = seed
     if variants is not None:
         settings.variants = variants
     stamper = _load(model, device)
-    files = _photo_files(data)
+    files = [p for p, _ in _kinded_files(data, split)] if split is not None else _photo_files(data)
     summary = run_eval(
         stamper,
         files,

@@ -9,6 +9,7 @@ copies are all scanned; a platform would block every row marked STAMPED.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +19,10 @@ from rich.table import Table
 
 from deepraft.core.data import find_images
 from deepraft.core.fileio import atomic_write_bytes
-from deepraft.core.imageio import Picture, encode_image, picture_from_pil
+from deepraft.core.imageio import encode_image, picture_from_pil, read_images
 from deepraft.core.measures import psnr_uint8
 from deepraft.edits.benign import EDITS, FORWARDS
+from deepraft.evaluation.kernel import EditFn, by_edit, measure
 
 if TYPE_CHECKING:
     from deepraft.runtime.stamper import Stamper
@@ -31,6 +33,10 @@ def forward(img: Image.Image, label: str) -> Image.Image:
     return EDITS["chain"](img, FORWARDS[label], np.random.default_rng(0))
 
 
+def _forwarded(img: Image.Image, rng: np.random.Generator, label: str) -> Image.Image:
+    return forward(img, label)
+
+
 def run_demo(
     stamper: Stamper, photos: Path, out: Path, progress: Callable[[Iterable], Iterable] | None = None
 ) -> tuple[Table, list[str]]:
@@ -38,6 +44,8 @@ def run_demo(
     out = Path(out)
     thr = stamper.card.threshold()
     columns = ["original", "stamped", *FORWARDS]
+    edits: list[tuple[str, EditFn]] = [("none", lambda img, rng: img)]
+    edits += [(label, partial(_forwarded, label=label)) for label in FORWARDS]
     table = Table(
         title=f"deepraft demo: model {stamper.card.name!r}, threshold {thr:.2f} "
         f"(FPR {stamper.card.default_fpr:g}); cells: decision and score",
@@ -51,17 +59,20 @@ def run_demo(
     hits = dict.fromkeys(columns, 0)
     failures: list[str] = []
     n = 0
-    for f, pic in stamper.read_many(files, failures, progress):
-        stamped = stamper.protect_pictures([pic])[0]
+    for f, pic in read_images(files, failures, stamper.max_pixels, progress):
+        stamped = stamper.protect(pic)
         stem = f.stem
         atomic_write_bytes(out / "stamped" / f"{stem}.png", encode_image(stamped, "PNG"))
-        versions: list[Picture] = [pic, stamped]
-        for label in FORWARDS:
-            fwd = forward(Image.fromarray(stamped.rgb), label)
-            slug = label.split()[0].lower()
-            atomic_write_bytes(out / "forwarded" / f"{stem}.{slug}.jpg", encode_image(picture_from_pil(fwd), "JPEG"))
-            versions.append(picture_from_pil(fwd))
-        scores = stamper.scores(versions)
+
+        def keep(label: str, v: int, kind: str, img: Image.Image, stem: str = stem) -> None:
+            if kind == "stamped" and label in FORWARDS:
+                slug = label.split()[0].lower()
+                atomic_write_bytes(
+                    out / "forwarded" / f"{stem}.{slug}.jpg", encode_image(picture_from_pil(img), "JPEG")
+                )
+
+        by = by_edit(measure(stamper.copies.score_pictures, stamped, pic, edits, keep=keep))
+        scores = [by["none"][1][0], by["none"][0][0], *(by[label][0][0] for label in FORWARDS)]
         cells = []
         for col, s in zip(columns, scores):
             caught = s > thr

@@ -150,6 +150,14 @@ class DataConfig:
     each crop is resized to a working copy of its own, as a whole picture is."""
     layout: str = "auto"
     """'auto', 'folder', 'mirflickr' or 'metfaces'."""
+    nonphoto_fraction: float = 0.0
+    """Fraction of the crops taken from pictures that are not photos: the training split of the
+    folder ``deepraft train --nonphoto`` names (screenshots, documents, diagrams, drawings; split
+    by package, :func:`deepraft.core.data.split_files`). Stamped and clean copies are made of
+    them as of photos: the scanner learns to find the stamp on them and not to see one in them."""
+    synthetic_fraction: float = 0.0
+    """Fraction of the crops taken from generated non-photos (:mod:`deepraft.training.nonphoto`:
+    text pages, app and chat mock-ups, charts, schematics, drawings, tilings, fractals)."""
 
 
 @dataclass

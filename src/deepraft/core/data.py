@@ -46,3 +46,56 @@ def sample_seed(seed: int, *parts: int) -> int:
     """A well-mixed 63-bit seed from a base seed and integer coordinates."""
     h = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") >> 1
+
+
+MANIFEST = "MANIFEST.tsv"
+"""A data folder's manifest: one row per file, tab-separated, with at least ``file``, ``kind``
+and ``package`` columns (``shared/data/nonphoto`` has one)."""
+
+SPLITS = ("train", "val", "test")
+SPLIT_CYCLE = ("test", "train", "val", "train")
+"""How packages are dealt to the splits, largest first within each kind: half to training, a
+quarter each to calibration (val) and to the held-out test, the largest to test."""
+
+
+def read_manifest(folder: Path) -> list[dict[str, str]]:
+    """The rows of ``folder/MANIFEST.tsv`` (FileNotFoundError naming it when there is none)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest (a {MANIFEST} with file, kind and package columns)")
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    missing = {"file", "kind", "package"} - set(header)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
+
+
+def package_splits(rows: list[dict[str, str]]) -> dict[str, str]:
+    """package -> split: each package goes whole to one split (no package on both sides of a
+    decision). Packages are grouped by the kind most of their files have, and within a group
+    dealt by :data:`SPLIT_CYCLE` from the largest down (ties by name), so that every kind with
+    two or more packages has one in the test split."""
+    counts: dict[str, dict[str, int]] = {}
+    for r in rows:
+        kinds = counts.setdefault(r["package"], {})
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    groups: dict[str, list[str]] = {}
+    for package, kinds in counts.items():
+        main = max(sorted(kinds), key=lambda k: kinds[k])
+        groups.setdefault(main, []).append(package)
+    out: dict[str, str] = {}
+    for packages in groups.values():
+        ordered = sorted(packages, key=lambda p: (-sum(counts[p].values()), p))
+        for i, p in enumerate(ordered):
+            out[p] = SPLIT_CYCLE[i % len(SPLIT_CYCLE)]
+    return out
+
+
+def split_files(folder: Path, split: str) -> list[tuple[Path, str]]:
+    """(path, kind) of the files of ``folder``'s manifest whose package falls in ``split``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    rows = read_manifest(folder)
+    splits = package_splits(rows)
+    return [(Path(folder) / r["file"], r["kind"]) for r in rows if splits[r["package"]] == split]

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -386,3 +387,18 @@ def iter_image_files(paths: list[Path], recursive: bool = True) -> list[tuple[Pa
         else:
             out.append((p, Path(p.name)))
     return out
+
+
+def read_images(
+    files: Iterable[Path],
+    failed: list[str],
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Callable[[Iterable[Path]], Iterable[Path]] | None = None,
+) -> Iterator[tuple[Path, Picture]]:
+    """Decode ``files`` one by one (:func:`read_image`); the message of each unreadable one is
+    appended to ``failed`` and the file skipped, so one bad file does not stop the rest."""
+    for f in progress(files) if progress else files:
+        try:
+            yield f, read_image(f, max_pixels=max_pixels)
+        except ImageError as exc:
+            failed.append(str(exc))

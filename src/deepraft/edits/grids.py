@@ -1,4 +1,4 @@
-"""The evaluation's edit grid : which
+"""The evaluation's edit grid: which
 benign edits of :mod:`deepraft.edits`, at which strengths, the evaluation applies to
 full-resolution photos. The grid is data: a list of (edit name, strengths).
 
@@ -46,7 +46,7 @@ from deepraft.edits.benign import (
 )
 
 EVAL_EDITS = EDITS
-"""The evaluation's edits: the benign-edit registry (an alias that says which "attack" this is)."""
+"""The evaluation's edits: the benign-edit registry ."""
 
 GRID: list[tuple[str, list[Any]]] = [
     ("none", [None]),
@@ -112,17 +112,17 @@ QUICK_GRID: list[tuple[str, list[Any]]] = [
 
 @dataclass(frozen=True)
 class Condition:
-    """One cell of the grid: an edit (``attack``, the name the CSV columns keep) at one strength."""
+    """One cell of the grid: an edit (``edit``, a name of :data:`EDITS`) at one strength."""
 
-    attack: str
+    edit: str
     strength: object
 
     @property
     def label(self) -> str:
-        return self.attack if self.strength is None else f"{self.attack} {self.strength}"
+        return self.edit if self.strength is None else f"{self.edit} {self.strength}"
 
     def apply(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
-        return EDITS[self.attack](img, self.strength, rng)
+        return EDITS[self.edit](img, self.strength, rng)
 
 
 def conditions(grid: list[tuple[str, list[Any]]]) -> list[Condition]:
@@ -138,7 +138,7 @@ def conditions(grid: list[tuple[str, list[Any]]]) -> list[Condition]:
         if step not in EDITS or step == "chain"
     ]
     if unknown:
-        raise ValueError(f"unknown attack(s) in grid: {unknown}; known: {sorted(EDITS)}")
+        raise ValueError(f"unknown edit(s) in grid: {unknown}; known: {sorted(EDITS)}")
     return [Condition(a, s) for a, strengths in grid for s in strengths]
 
 

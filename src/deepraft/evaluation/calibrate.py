@@ -54,6 +54,43 @@ def bootstrap_threshold(
     return float(max(np.quantile(values, confidence), threshold_at_fpr(np.concatenate(arrays), fpr)))
 
 
+def fpr_upper_bound(false_positives: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound, at ``confidence``, on a false-positive rate of which
+    ``false_positives`` of ``n`` clean samples were seen: with no false positive in ``n`` the
+    bound is about 3 / n at 95 % (the rule of three), so showing FPR <= 1e-4 takes some 30,000."""
+    if n <= 0:
+        raise ValueError("no clean samples")
+    if not 0 <= false_positives <= n:
+        raise ValueError(f"false_positives must be in [0, {n}], got {false_positives}")
+    if false_positives == n:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, false_positives + 1, n - false_positives))
+
+
+def rates_by_kind(
+    scores: Sequence[float], kinds: Sequence[str], thresholds: dict[str, float], confidence: float = 0.95
+) -> dict[str, dict[str, object]]:
+    """Per kind of picture: its number of clean samples and, at each named threshold, how many
+    scored above it, that rate and its upper bound (:func:`fpr_upper_bound`)."""
+    s = np.asarray(scores, dtype=np.float64)
+    k = np.asarray(kinds)
+    out: dict[str, dict[str, object]] = {}
+    for kind in sorted(set(kinds)):
+        mine = s[k == kind]
+        at: dict[str, dict[str, float]] = {}
+        for name, thr in thresholds.items():
+            flagged = int((mine > thr).sum())
+            at[name] = {
+                "flagged": flagged,
+                "fpr": flagged / mine.size,
+                "fpr_upper_bound": fpr_upper_bound(flagged, int(mine.size), confidence),
+            }
+        out[kind] = {"n": int(mine.size), "at_threshold": at}
+    return out
+
+
 def fpr_resolution(n_negatives: int) -> float:
     """Smallest FPR that ``n_negatives`` clean samples can resolve (one false positive)."""
     return 1.0 / max(1, n_negatives)
@@ -115,6 +152,11 @@ class Calibration:
     tail: list[dict[str, object]] = field(default_factory=list)
     """The highest clean scores (photo, what was done to it, score), highest first: what sets
     the low-FPR thresholds."""
+    kinds: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Per kind of picture (photo, screenshot, document, ...): clean samples, and the rate above
+    each card threshold with its upper bound (:func:`rates_by_kind`)."""
+    fpr_upper_bounds: dict[str, float] = field(default_factory=dict)
+    """At each card threshold: the upper bound on the FPR of all the clean samples."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -127,9 +169,12 @@ class Calibration:
             "empirical_thresholds": self.empirical,
             "confidence": self.confidence,
             "tail": self.tail,
-            "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean photos and benign "
-            "edits of them (JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, "
-            "caption bars); the card's threshold is its "
+            "kinds": self.kinds,
+            "fpr_upper_bounds": self.fpr_upper_bounds,
+            "method": "empirical threshold = (floor(fpr*n)+1)-th largest score over clean pictures (photos, "
+            "and the non-photos and generated pictures named in kinds) and benign edits of them "
+            "(JPEG/WebP, resize, crop, colour, mirrors, turns, borders, slight rotations, caption bars); the "
+            "card's threshold is its "
             f"upper {self.confidence:.0%} bound over a bootstrap of the photos (the edits of one "
             "photo are correlated), so that an unlucky draw of calibration photos does not set "
             "it too low",
@@ -146,36 +191,76 @@ def calibrate(
     progress: Callable[[Iterable], Iterable] | None = None,
     confidence: float = 0.95,
     tail_size: int = 10,
+    kinds: Sequence[str] | None = None,
+    generated: int = 0,
+    generated_variants: int = 10,
 ) -> Calibration:
     """Score every file and its benign variants with ``score_fn`` and derive thresholds; the
-    ``tail_size`` highest clean scores are kept with their photo and edit."""
+    ``tail_size`` highest clean scores are kept with their photo and edit. ``kinds`` names the
+    kind of each file (default: all ``photo``); ``generated`` non-photos
+    (:func:`deepraft.training.nonphoto.generate`, stream ``seed``) join with
+    ``generated_variants`` variants each. The card's thresholds come from all of them together;
+    the rate above each, with its upper bound, is reported per kind."""
     from deepraft.core.imageio import ImageError, read_image
 
+    file_kinds = list(kinds) if kinds is not None else ["photo"] * len(files)
+    if len(file_kinds) != len(files):
+        raise ValueError(f"calibration: {len(files)} files but {len(file_kinds)} kinds")
     groups: list[list[float]] = []
+    group_kinds: list[str] = []
     tagged: list[tuple[float, str, str]] = []
     failed: list[str] = []
     n_images = 0
-    for i, f in enumerate(progress(files) if progress else files):
+
+    def add(img: Image.Image, name: str, kind: str, count: int, vseed: int) -> None:
+        labels: list[str] = []
+        group = [float(v) for v in score_fn(list(clean_variants(img, count, vseed, labels)))]
+        groups.append(group)
+        group_kinds.append(kind)
+        tagged.extend(sorted(zip(group, [name] * len(group), labels), reverse=True)[:tail_size])
+
+    sources = list(zip(files, file_kinds))
+    for i, (f, kind) in enumerate(progress(sources) if progress else sources):
         try:
             pic = read_image(f)
         except ImageError as exc:
             failed.append(str(exc))
             continue
         n_images += 1
-        img = Image.fromarray(pic.rgb)
-        labels: list[str] = []
-        group = [float(v) for v in score_fn(list(clean_variants(img, variants_per_image, seed * 100_003 + i, labels)))]
-        groups.append(group)
-        tagged += sorted(zip(group, [Path(f).name] * len(group), labels), reverse=True)[:tail_size]
+        add(Image.fromarray(pic.rgb), Path(f).name, kind, variants_per_image, seed * 100_003 + i)
+    if generated > 0:
+        from deepraft.training.nonphoto import generate
+
+        for j in progress(range(generated)) if progress else range(generated):
+            kind, img = generate(seed, j)
+            add(
+                img, f"generated {kind} {j}", f"generated {kind}", generated_variants, seed * 100_003 + len(sources) + j
+            )
     if not groups:
-        raise ValueError("calibration: no readable clean photos")
+        raise ValueError("calibration: no readable clean pictures")
     scores = [s for g in groups for s in g]
+    score_kinds = [k for g, k in zip(groups, group_kinds) for _ in g]
     empirical = {f"{fpr:g}": threshold_at_fpr(scores, fpr) for fpr in fprs}
     thresholds = {f"{fpr:g}": bootstrap_threshold(groups, fpr, confidence=confidence, seed=seed) for fpr in fprs}
     tail = [
         {"photo": photo, "edit": label, "score": round(score, 4)}
         for score, photo, label in sorted(tagged, reverse=True)[:tail_size]
     ]
+    everything = np.asarray(scores)
+    bounds = {
+        name: fpr_upper_bound(int((everything > thr).sum()), everything.size, confidence)
+        for name, thr in thresholds.items()
+    }
     return Calibration(
-        thresholds, n_images, len(scores), variants_per_image, data_name, failed, empirical, confidence, tail
+        thresholds,
+        n_images,
+        len(scores),
+        variants_per_image,
+        data_name,
+        failed,
+        empirical,
+        confidence,
+        tail,
+        rates_by_kind(scores, score_kinds, thresholds, confidence),
+        bounds,
     )

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from deepraft.core.card import WEIGHTS_FILE, ModelCard, sha256_file, write_card
-from deepraft.core.data import find_images
+from deepraft.core.data import find_images, split_files
 from deepraft.core.imageio import picture_from_pil
 from deepraft.core.weights_io import latest_checkpoint, load_weights, read_model_config, save_weights
 from deepraft.evaluation.calibrate import DEFAULT_FPRS, calibrate
@@ -97,12 +97,17 @@ def export_run(
     recipe: str | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     scan_scales: Sequence[float] | None = None,
+    calib_nonphoto: Path | None = None,
+    calib_generated: int = 0,
 ) -> ModelCard:
     """Write ``out_dir`` (card.json + model.safetensors) from the latest checkpoint of ``run_dir``,
     with thresholds calibrated on the clean photos of ``calib_data`` and, when ``test_data`` is
     given, the quick check's metrics on its photos. ``scan_scales`` replaces the run's (the scales
     the deployed scanner reads at; training never reads them, so the same weights serve): the
-    card's model config carries the new ones and its ``training.export_overrides`` says so."""
+    card's model config carries the new ones and its ``training.export_overrides`` says so.
+    ``calib_nonphoto`` (a folder with a manifest: its ``val`` packages) and ``calib_generated``
+    generated non-photos join the clean photos of the calibration; the card then states the
+    rate above each threshold per kind of picture, with its upper bound."""
     from deepraft.evaluation.headline import headline_check
 
     run_dir = Path(run_dir).resolve()
@@ -124,13 +129,25 @@ def export_run(
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:
+        files = find_images(Path(calib_data))
+        kinds = ["photo"] * len(files)
+        names = [str(Path(calib_data).resolve())]
+        if calib_nonphoto is not None:
+            extra = split_files(Path(calib_nonphoto), "val")
+            files += [p for p, _ in extra]
+            kinds += [k for _, k in extra]
+            names.append(f"{Path(calib_nonphoto).resolve()} (val packages)")
+        if calib_generated:
+            names.append(f"{calib_generated} generated non-photos")
         cal = calibrate(
-            lambda imgs: stamper.scores([picture_from_pil(i) for i in imgs]),
-            find_images(Path(calib_data)),
+            lambda imgs: stamper.copies.score_pictures([picture_from_pil(i) for i in imgs]),
+            files,
             fprs,
             variants_per_image,
-            data_name=str(Path(calib_data).resolve()),
+            data_name="; ".join(names),
             progress=progress,
+            kinds=kinds,
+            generated=calib_generated,
         )
         card.thresholds = cal.thresholds
         card.calibration = cal.as_dict()

@@ -13,17 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
-from deepraft.core.imageio import Picture, picture_from_pil, reencode
+from deepraft.core.imageio import read_images, reencode
 from deepraft.core.measures import psnr_uint8
+from deepraft.evaluation.kernel import EditFn, by_edit, measure
 
 if TYPE_CHECKING:
     from deepraft.runtime.stamper import Stamper
-
-
-def jpeg_roundtrip(pic: Picture, quality: int) -> Picture:
-    return picture_from_pil(reencode(Image.fromarray(pic.rgb), "JPEG", quality=quality), pic.source)
 
 
 @dataclass
@@ -64,20 +60,24 @@ def headline_check(
     rows: list[dict[str, Any]] = []
     failed: list[str] = []
     jname = f"jpeg{jpeg_quality}"
-    for f, pic in stamper.read_many(files, failed, progress):
-        stamped = stamper.protect_pictures([pic])[0]
-        variants = [stamped, jpeg_roundtrip(stamped, jpeg_quality), pic, jpeg_roundtrip(pic, jpeg_quality)]
-        s = stamper.scores(variants)
+
+    edits: list[tuple[str, EditFn]] = [
+        ("none", lambda img, rng: img),
+        (jname, lambda img, rng: reencode(img, "JPEG", quality=jpeg_quality)),
+    ]
+    for f, pic in read_images(files, failed, stamper.max_pixels, progress):
+        stamped = stamper.protect(pic)
+        s = by_edit(measure(stamper.copies.score_pictures, stamped, pic, edits))
         rows.append(
             {
                 "file": str(f),
                 "width": pic.size[0],
                 "height": pic.size[1],
                 "psnr": psnr_uint8(stamped.rgb, pic.rgb),
-                "stamped": s[0],
-                f"stamped_{jname}": s[1],
-                "clean": s[2],
-                f"clean_{jname}": s[3],
+                "stamped": s["none"][0][0],
+                f"stamped_{jname}": s[jname][0][0],
+                "clean": s["none"][1][0],
+                f"clean_{jname}": s[jname][1][0],
             }
         )
     if not rows:

@@ -73,7 +73,7 @@ def _detection(runs: list[Run]) -> list[str]:
         out.append(f"| DeepRAFT {k} (published) | {v:.2f} | n/a | n/a | n/a |")
     for name, _f, ev, _, _ in runs:
         if ev:
-            row = next((r for r in ev["conditions"] if r["attack"] == "none"), None)
+            row = next((r for r in ev["conditions"] if r["edit"] == "none"), None)
             if row:
                 out.append(
                     f"| {name} (ours, {ev['n_photos']} photos) | {_pct(row['paper_accuracy'])} | "

@@ -19,7 +19,7 @@ def plot_roc(out_dir: Path, labels: list[str] | None = None) -> Path:
     scores: dict[str, dict[str, list[float]]] = {}
     with (out_dir / "samples.csv").open() as fh:
         for r in csv.DictReader(fh):
-            label = r["attack"] if not r["strength"] else f"{r['attack']} {r['strength']}"
+            label = r["edit"] if not r["strength"] else f"{r['edit']} {r['strength']}"
             scores.setdefault(label, {"stamped": [], "clean": []})[r["kind"]].append(float(r["score"]))
     labels = [lab for lab in (labels or list(scores)) if lab in scores]
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -32,7 +32,7 @@ def plot_roc(out_dir: Path, labels: list[str] | None = None) -> Path:
     ax.axvline(1e-3, color="grey", ls=":", lw=0.8)
     ax.set_xlabel("false-positive rate (clean photos)")
     ax.set_ylabel("true-positive rate (stamped photos)")
-    ax.set_title("ROC per attack")
+    ax.set_title("ROC per edit")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = out_dir / "roc.png"
@@ -43,23 +43,23 @@ def plot_roc(out_dir: Path, labels: list[str] | None = None) -> Path:
 
 def plot_tpr_vs_strength(out_dir: Path, summary: dict) -> Path:
     plt = _plt()
-    by_attack: dict[str, list[tuple[float, float]]] = {}
+    by_edit: dict[str, list[tuple[float, float]]] = {}
     for row in summary["conditions"]:
         if isinstance(row["strength"], (int, float)):
-            by_attack.setdefault(row["attack"], []).append((float(row["strength"]), row["tpr_at_calibrated"]))
-    attacks = [a for a, v in by_attack.items() if len(v) > 1]
+            by_edit.setdefault(row["edit"], []).append((float(row["strength"]), row["tpr_at_calibrated"]))
+    edits = [a for a, v in by_edit.items() if len(v) > 1]
     cols = 4
-    rows = max(1, int(np.ceil(len(attacks) / cols)))
+    rows = max(1, int(np.ceil(len(edits) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
-    for ax, attack in zip(axes.flat, attacks):
-        pts = sorted(by_attack[attack])
+    for ax, edit in zip(axes.flat, edits):
+        pts = sorted(by_edit[edit])
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
-        ax.set_title(attack, fontsize=9)
+        ax.set_title(edit, fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(attacks) :]:
+    for ax in list(axes.flat)[len(edits) :]:
         ax.axis("off")
-    fig.suptitle(f"TPR at the calibrated threshold (FPR {summary['calibrated_fpr']:g}) vs attack strength", fontsize=10)
+    fig.suptitle(f"TPR at the calibrated threshold (FPR {summary['calibrated_fpr']:g}) vs edit strength", fontsize=10)
     fig.tight_layout()
     path = out_dir / "tpr_vs_strength.png"
     fig.savefig(path, dpi=100)
@@ -192,12 +192,12 @@ def _robustness_lines(summary: dict[str, Any]) -> list[str]:
         "",
         (
             "TPR@cal: stamped samples above the calibrated threshold; FPR@cal: clean samples above it; "
-            "TPR@1e-2 / TPR@1e-3: with the threshold taken from this attack's own clean scores (n/a when "
+            "TPR@1e-2 / TPR@1e-3: with the threshold taken from this edit's own clean scores (n/a when "
             "there are too few clean samples to resolve that FPR); paper acc.: mean of stamped and clean "
             "accuracy at logit 0, the metric DeepRAFT reported."
         ),
         "",
-        "| attack | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
+        "| edit | n stamped / clean | TPR@cal | FPR@cal | TPR@1e-2 | TPR@1e-3 | ROC AUC | paper acc. |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary["conditions"]:

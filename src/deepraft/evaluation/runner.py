@@ -21,10 +21,11 @@ from PIL import Image
 
 from deepraft.core.data import sample_seed
 from deepraft.core.fileio import atomic_write_bytes
-from deepraft.core.imageio import ImageError, picture_from_pil
+from deepraft.core.imageio import ImageError, read_image
 from deepraft.core.measures import luma, psnr_uint8
 from deepraft.edits.benign import crop
 from deepraft.edits.grids import GRID, QUICK_GRID, Condition, conditions
+from deepraft.evaluation.kernel import grid_edits, measure
 from deepraft.evaluation.metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from deepraft.evaluation.quality import (
     LpipsUnavailable,
@@ -43,13 +44,13 @@ if TYPE_CHECKING:
 
 
 _Samples = list[tuple[str, str, str, int, str, float]]
-"""(photo, attack, strength, variant, kind, score) rows of ``samples.csv``."""
+"""(photo, edit, strength, variant, kind, score) rows of ``samples.csv``."""
 
 METHOD = (
     "For every photo: stamp it at full resolution and measure PSNR / SSIM / MS-SSIM (and LPIPS "
     "when available) against the original, and the perceptual SSIMULACRA 2 and Butteraugli "
     "(max-norm) of the stamped photo and, for scale, of the original re-saved as JPEG quality 90 "
-    "and 95 (Pillow, 4:2:0). Then for every condition of the attack grid and every variant, apply the "
+    "and 95 (Pillow, 4:2:0). Then for every condition of the edit grid and every variant, apply the "
     "same edit (same random draws) to the stamped and to the clean photo and scan both. Variant 0 "
     "edits the whole photo; variants 1..K-1 first take a light random crop (85-100 % of the area, "
     "same aspect ratio), so each photo gives K distinct stamped and K distinct clean samples per "
@@ -75,7 +76,7 @@ class EvalSettings:
 
     @classmethod
     def quick(cls) -> EvalSettings:
-        """A few representative attacks, 4 variants, 8 photos; one JPEG reference (q90): the
+        """A few representative edits, 4 variants, 8 photos; one JPEG reference (q90): the
         perceptual metrics cost about 2 CPU-seconds per megapixel and copy (SSIMULACRA 2 and
         Butteraugli run side by side on two cores)."""
         return cls(grid=list(QUICK_GRID), variants=4, max_photos=8, jpeg_references=(90,))
@@ -90,7 +91,7 @@ def _summarise(
     cond: Condition, pos: np.ndarray, neg: np.ndarray, threshold: float, fprs: Sequence[float]
 ) -> dict[str, object]:
     row: dict[str, object] = {
-        "attack": cond.attack,
+        "edit": cond.edit,
         "strength": cond.strength,
         "label": cond.label,
         "n_stamped": int(pos.size),
@@ -130,6 +131,11 @@ def imperceptibility(
     return row
 
 
+def _strength(cond: Condition) -> str:
+    """A condition's strength as ``samples.csv`` writes it ("" for none)."""
+    return "" if cond.strength is None else str(cond.strength)
+
+
 def _eval_photo(
     stamper: Stamper,
     f: Path,
@@ -140,28 +146,28 @@ def _eval_photo(
     butteraugli_path: str | None = None,
 ) -> tuple[dict[str, Any], _Samples]:
     """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
-    pic = stamper.read(f)
-    stamped = stamper.protect_pictures([pic])[0]
+    pic = read_image(f, max_pixels=stamper.max_pixels)
+    stamped = stamper.protect(pic)
     row = {
         "photo": f.name,
         "width": pic.size[0],
         "height": pic.size[1],
         **imperceptibility(pic.rgb, stamped.rgb, settings, butteraugli_path, lp),
     }
-    s_img, c_img = Image.fromarray(stamped.rgb), Image.fromarray(pic.rgb)
-    samples = []
-    for ci, cond in enumerate(conds):
-        pics, meta = [], []
-        for v in range(settings.variants):
-            seed = sample_seed(settings.seed, pi, ci, v)
-            for kind, img in (("stamped", s_img), ("clean", c_img)):
-                rng = np.random.default_rng(seed)
-                edited = cond.apply(view_variant(img, v, rng), rng)
-                pics.append(picture_from_pil(edited.convert("RGB"), f.name, max_pixels=None))
-                meta.append((kind, v))
-        # the public scoring path: the model makes its own working copies of the edited pictures
-        for (kind, v), score in zip(meta, stamper.scores(pics)):
-            samples.append((f.name, cond.attack, "" if cond.strength is None else str(cond.strength), v, kind, score))
+    # the public scoring path: the model makes its own working copies of the edited pictures
+    measured = measure(
+        stamper.copies.score_pictures,
+        stamped,
+        pic,
+        grid_edits(conds),
+        settings.variants,
+        seed=lambda ci, v: sample_seed(settings.seed, pi, ci, v),
+        view=view_variant,
+    )
+    by_label = {c.label: c for c in conds}
+    samples = [
+        (f.name, by_label[s.edit].edit, _strength(by_label[s.edit]), s.variant, s.kind, s.score) for s in measured
+    ]
     return row, samples
 
 
@@ -280,7 +286,7 @@ def _write_tables(out_dir: Path, images: list[dict[str, Any]], samples: _Samples
     atomic_write_bytes(out_dir / "images.csv", buf.getvalue().encode())
     buf = io.StringIO(newline="")
     sw = csv.writer(buf)
-    sw.writerow(["photo", "attack", "strength", "variant", "kind", "score"])
+    sw.writerow(["photo", "edit", "strength", "variant", "kind", "score"])
     sw.writerows(samples)
     atomic_write_bytes(out_dir / "samples.csv", buf.getvalue().encode())
 
@@ -289,11 +295,11 @@ def _condition_rows(
     conds: list[Condition], samples: _Samples, threshold: float, fprs: Sequence[float]
 ) -> list[dict[str, object]]:
     by_cond: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for _, attack, strength, _, kind, score in samples:
-        by_cond.setdefault((attack, strength), {"stamped": [], "clean": []})[kind].append(score)
+    for _, edit, strength, _, kind, score in samples:
+        by_cond.setdefault((edit, strength), {"stamped": [], "clean": []})[kind].append(score)
     rows = []
     for cond in conds:
-        d = by_cond[(cond.attack, "" if cond.strength is None else str(cond.strength))]
+        d = by_cond[(cond.edit, _strength(cond))]
         rows.append(_summarise(cond, np.array(d["stamped"]), np.array(d["clean"]), threshold, fprs))
     return rows
 
@@ -418,8 +424,8 @@ def write_before_after(
 ) -> dict[str, object]:
     """``name``: the flattest ``size`` px window of ``file`` (chosen by flatness alone, where a
     stamp shows first) at 100 %, as :func:`before_after_strip`."""
-    pic = stamper.read(file)
-    stamped = stamper.protect_pictures([pic])[0]
+    pic = read_image(file, max_pixels=stamper.max_pixels)
+    stamped = stamper.protect(pic)
     box = flattest_box(pic.rgb, size)
     left, top, right, bottom = box
     buf = io.BytesIO()

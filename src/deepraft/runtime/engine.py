@@ -157,17 +157,16 @@ class OnnxRead:
         # no busy-waiting between calls: spinning threads would take the cores from the PyTorch
         # work that comes between scans (a protect, a decode), and from other processes
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session: ort.InferenceSession | None = None
+        session = None
+        self.source = "shipped"
         if graph is not None and weights_sha256 is not None:
             session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-            if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) == weights_sha256:
-                self.session, self.source = session, "shipped"
-        if self.session is None:
-            exported = scanner_graph(model)
-            self.session, self.source = (
-                ort.InferenceSession(exported, opts, providers=["CPUExecutionProvider"]),
-                "exported",
-            )
+            if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != weights_sha256:
+                session = None  # a graph of other weights is never used
+        if session is None:
+            session = ort.InferenceSession(scanner_graph(model), opts, providers=["CPUExecutionProvider"])
+            self.source = "exported"
+        self.session = session
 
     def __call__(self, work: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(work.detach().to("cpu", torch.float32).numpy())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -22,12 +23,12 @@ from deepraft.core.imageio import (
     read_image,
     read_work_copy,
     save_image,
-    work_copy,
     work_copy_from_pil,
 )
 from deepraft.core.weights_io import load_weights
 from deepraft.models import StampModel, build_model
 from deepraft.models import functional as Fn
+from deepraft.runtime.copies import WorkCopies
 from deepraft.runtime.engine import OnnxRead, resolve_engine, shipped_graph
 
 ImageLike = Image.Image | Picture
@@ -91,12 +92,21 @@ class Stamper:
                     raise
                 warnings.warn(f"scan engine onnxruntime unavailable ({exc}); scanning with torch", stacklevel=2)
                 self.engine = "torch"
+        self.copies = WorkCopies(self.model, device, self._read)
 
     @property
     def work_size(self) -> int:
-        return self.card.model.work_size
+        return self.copies.work_size
 
-    # -- conversions ---------------------------------------------------------------------
+    @property
+    def work_mode(self) -> str:
+        return self.copies.work_mode
+
+    @property
+    def scan_size(self) -> int:
+        """``work_size`` of the copies the scanner reads (see ``StampModel.scan_size``)."""
+        return self.copies.scan_size
+
     def _picture(self, image: ImageLike) -> Picture:
         if isinstance(image, Picture):
             return image
@@ -104,74 +114,17 @@ class Stamper:
             return picture_from_pil(image, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
 
-    @property
-    def work_mode(self) -> str:
-        return self.card.model.work_mode
-
-    @property
-    def scan_size(self) -> int:
-        """``work_size`` of the copies the scanner reads (see ``StampModel.scan_size``)."""
-        return self.model.scan_size
-
-    def work_arrays(self, pics: Sequence[Picture], size: int | None = None) -> list[np.ndarray]:
-        """The (h,w,3) uint8 working copies of ``pics`` (see :func:`deepraft.core.imageio.work_copy`),
-        at ``size`` in place of ``work_size`` when given."""
-        return [work_copy(p.rgb, size or self.work_size, self.work_mode) for p in pics]
-
-    def scan_arrays(self, pics: Sequence[Picture]) -> list[np.ndarray]:
-        """The (h,w,3) uint8 copies that :meth:`scores` reads: the working copies, or for a model
-        that reads several scales, copies at the largest (:attr:`scan_size`)."""
-        return self.work_arrays(pics, self.scan_size)
-
-    def work_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
-        """The (B,3,h,w) working copies the scanner reads, on the model's device. Working copies
-        of different shapes (mode 'area', pictures of different aspect) are centre-cropped to
-        their common size so that they batch (the scanner is fully convolutional)."""
-        return self._to_batch(self.work_arrays(pics))
-
-    def scan_copies(self, pics: Sequence[Picture]) -> torch.Tensor:
-        """The (B,3,h,w) scan copies :meth:`StampModel.score` reads (working copies at
-        :attr:`scan_size`), batched like :meth:`work_copies`."""
-        return self._to_batch(self.scan_arrays(pics))
-
-    def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
-        h = min(a.shape[0] for a in arrays)
-        w = min(a.shape[1] for a in arrays)
-        arrays = [_centre_crop(a, h, w) for a in arrays]
-        t = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        return t.contiguous()
-
-    def score_copies(self, copies: torch.Tensor, smoothed: bool = True) -> torch.Tensor:
-        """:meth:`StampModel.score` of (B,3,h,w) scan copies in [0,1], run by this stamper's
-        scan engine (not differentiable with ``onnxruntime``: gradient attacks call the model's
-        own; query-only attacks call this)."""
-        return self.model.score(copies, smoothed=smoothed, read=self._read)
-
-    def _score_arrays(self, arrays: Sequence[np.ndarray], batch_size: int = 64) -> list[float]:
-        """Scores of working copies, batched by shape (each keeps its whole frame)."""
-        out: list[float | None] = [None] * len(arrays)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, a in enumerate(arrays):
-            groups.setdefault(a.shape, []).append(i)
-        for idx in groups.values():
-            for j in range(0, len(idx), batch_size):
-                part = idx[j : j + batch_size]
-                scores = self.score_copies(self._to_batch([arrays[i] for i in part])).float().cpu().tolist()
-                for i, sc in zip(part, scores):
-                    out[i] = sc
-        return [float(v) for v in out]  # type: ignore[arg-type]
-
     # -- protect ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def protect_pictures(self, pics: Sequence[Picture]) -> list[Picture]:
+    def _protect(self, pics: Sequence[Picture]) -> list[Picture]:
         if not pics:
             return []
         if self.work_mode == "square":
-            residuals = self.model.residual(self.work_copies(pics)).float()
+            residuals = self.model.residual(self.copies.work_batch(pics)).float()
             return [self._add_stamp(p, residuals[i : i + 1]) for i, p in enumerate(pics)]
         return [
-            self._add_stamp(p, self.model.residual(self._to_batch([a])).float())
-            for p, a in zip(pics, self.work_arrays(pics))
+            self._add_stamp(p, self.model.residual(self.copies.batch([a])).float())
+            for p, a in zip(pics, self.copies.arrays(pics))
         ]
 
     def _add_stamp(self, pic: Picture, residual: torch.Tensor) -> Picture:
@@ -188,30 +141,55 @@ class Stamper:
             torch.from_numpy(out[a:b]).copy_(block)  # float -> uint8 truncates
         return pic.with_rgb(out)
 
+    @overload
+    def protect(self, image: Picture) -> Picture: ...
+    @overload
+    def protect(self, image: Image.Image) -> Image.Image: ...
     def protect(self, image: ImageLike) -> ImageLike:
         """Stamp one image; returns the same kind (PIL image or Picture), same size, with the
         alpha channel, ICC profile and EXIF of the input."""
-        out = self.protect_pictures([self._picture(image)])[0]
+        out = self._protect([self._picture(image)])[0]
         return out if isinstance(image, Picture) else out.to_pil()
 
-    def protect_batch(self, images: Sequence[ImageLike]) -> list[ImageLike]:
-        outs = self.protect_pictures([self._picture(im) for im in images])
+    @overload
+    def protect_batch(self, images: Sequence[Picture]) -> list[Picture]: ...
+    @overload
+    def protect_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]: ...
+    @overload
+    def protect_batch(self, images: Sequence[ImageLike]) -> list[ImageLike]: ...
+    def protect_batch(self, images: Sequence[ImageLike]) -> Sequence[ImageLike]:
+        """Stamp several images; each comes back as the kind it came in."""
+        outs = self._protect([self._picture(im) for im in images])
         return [o if isinstance(im, Picture) else o.to_pil() for im, o in zip(images, outs)]
 
+    def protect_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95, force: bool = True
+    ) -> Picture:
+        """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``). With
+        ``force=False`` a picture that already carries the stamp raises :class:`AlreadyStamped`
+        (it costs one scan of the decoded picture) and nothing is written."""
+        if Path(dst).resolve() == Path(src).resolve():
+            raise ValueError(f"{dst}: refusing to overwrite the input")
+        pic = read_image(src, max_pixels=self.max_pixels)
+        if not force:
+            found = self.scan(pic)
+            if found.protected:
+                raise AlreadyStamped(str(src), found)
+        out = self._protect([pic])[0]
+        save_image(out, dst, quality=quality)
+        return out
+
     # -- scan ------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def scores(self, pics: Sequence[Picture], batch_size: int = 64) -> list[float]:
-        """Scores (scanner logits; smoothed for a smoothing model) for decoded pictures."""
-        return self._score_arrays(self.scan_arrays(pics), batch_size)
-
-    def _result(self, score: float, fpr: float | None) -> ScanResult:
+    def _results(self, arrays: Sequence[np.ndarray], fpr: float | None) -> list[ScanResult]:
         thr = self.card.threshold(fpr)
-        return ScanResult(protected=bool(score > thr), score=float(score), threshold=thr)
+        return [
+            ScanResult(protected=bool(sc > thr), score=sc, threshold=thr) for sc in self.copies.score_arrays(arrays)
+        ]
 
-    def _work_array(self, image: ImageLike) -> np.ndarray:
+    def _scan_array(self, image: ImageLike) -> np.ndarray:
         """The scan copy of one image; a PIL image is resized directly (no full-size array)."""
         if isinstance(image, Picture):
-            return self.scan_arrays([image])[0]
+            return self.copies.scan_arrays([image])[0]
         if isinstance(image, Image.Image):
             return work_copy_from_pil(image, self.scan_size, self.work_mode, max_pixels=self.max_pixels)
         raise TypeError(f"expected a PIL image or a Picture, got {type(image).__name__}")
@@ -222,54 +200,14 @@ class Stamper:
 
     def scan_batch(self, images: Sequence[ImageLike], fpr: float | None = None) -> list[ScanResult]:
         self.card.threshold(fpr)  # fail before scoring on an uncalibrated FPR
-        return self.scan_work_copies([self._work_array(im) for im in images], fpr)
-
-    # -- files -----------------------------------------------------------------------------
-    def read(self, path: str | os.PathLike[str]) -> Picture:
-        return read_image(path, max_pixels=self.max_pixels)
-
-    def read_many(
-        self, files: Iterable[Path], failed: list[str], progress: Callable[[Iterable], Iterable] | None = None
-    ) -> Iterator[tuple[Path, Picture]]:
-        """Decode ``files`` one by one; unreadable ones are appended to ``failed`` and skipped."""
-        for f in progress(files) if progress else files:
-            try:
-                yield f, self.read(f)
-            except ImageError as exc:
-                failed.append(str(exc))
-
-    def protect_file(
-        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], quality: int = 95, force: bool = True
-    ) -> Picture:
-        """Stamp ``src`` into ``dst`` (atomic write; refuses to overwrite ``src``). With
-        ``force=False`` a picture that already carries the stamp raises :class:`AlreadyStamped`
-        (it costs one scan of the decoded picture) and nothing is written."""
-        if Path(dst).resolve() == Path(src).resolve():
-            raise ValueError(f"{dst}: refusing to overwrite the input")
-        pic = self.read(src)
-        if not force:
-            found = self.scan(pic)
-            if found.protected:
-                raise AlreadyStamped(str(src), found)
-        out = self.protect_pictures([pic])[0]
-        save_image(out, dst, quality=quality)
-        return out
-
-    @torch.inference_mode()
-    def scan_work_copies(self, arrays: Sequence[np.ndarray], fpr: float | None = None) -> list[ScanResult]:
-        """Scan (h,w,3) uint8 scan copies: working copies at :attr:`scan_size` (see
-        :func:`deepraft.core.imageio.read_work_copy`)."""
-        if not arrays:
-            return []
-        return [self._result(sc, fpr) for sc in self._score_arrays(arrays)]
+        return self._results([self._scan_array(im) for im in images], fpr)
 
     def scan_file(self, path: str | os.PathLike[str] | bytes, fpr: float | None = None) -> ScanResult:
         """Scan a file (or encoded bytes) through the fast path: reduced-scale JPEG decoding
         straight to the working copy, no full-resolution copy."""
         self.card.threshold(fpr)
-        return self.scan_work_copies(
-            [read_work_copy(path, self.scan_size, max_pixels=self.max_pixels, mode=self.work_mode)], fpr
-        )[0]
+        copy = read_work_copy(path, self.scan_size, max_pixels=self.max_pixels, mode=self.work_mode)
+        return self._results([copy], fpr)[0]
 
     def scan_files(
         self, paths: Sequence[Path], fpr: float | None = None, batch_size: int = 64, workers: int = 0
@@ -281,7 +219,7 @@ class Stamper:
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
         for batch in loader:
             good = [(p, a) for p, a in batch if not isinstance(a, ImageError)]
-            results = iter(self.scan_work_copies([a for _, a in good], fpr))
+            results = iter(self._results([a for _, a in good], fpr) if good else [])
             for p, a in batch:
                 yield Path(p), a if isinstance(a, ImageError) else next(results)
 
@@ -303,11 +241,6 @@ class _WorkCopies(Dataset[tuple[str, "np.ndarray | ImageError"]]):
             return p, exc
         except OSError as exc:
             return p, ImageError(p, f"cannot read file ({exc})")
-
-
-def _centre_crop(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    top, left = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
-    return a[top : top + h, left : left + w]
 
 
 def load(

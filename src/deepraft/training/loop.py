@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from deepraft.core.card import resolve_card
 from deepraft.core.config import TrainConfig, to_dict
-from deepraft.core.data import find_images, sample_seed
+from deepraft.core.data import find_images, sample_seed, split_files
 from deepraft.core.fileio import atomic_write_text
 from deepraft.core.weights_io import latest_checkpoint, load_weights
 from deepraft.models import StampModel, build_model
@@ -287,7 +287,14 @@ def _start(
     return 0, 0.0
 
 
-def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: torch.device, world_size: int) -> None:
+def write_run_files(
+    run_dir: Path,
+    cfg: TrainConfig,
+    data_dir: Path,
+    device: torch.device,
+    world_size: int,
+    nonphoto_dir: Path | None = None,
+) -> None:
     """``config.yaml`` (the resolved config) and ``run.json`` (data, hardware, versions), each
     written atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -297,6 +304,7 @@ def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: tor
         json.dumps(
             {
                 "data": str(Path(data_dir).resolve()),
+                **({"nonphoto": str(Path(nonphoto_dir).resolve())} if nonphoto_dir is not None else {}),
                 "hardware": hardware_description(device, world_size),
                 "torch": torch.__version__,
                 "world_size": world_size,
@@ -307,11 +315,27 @@ def write_run_files(run_dir: Path, cfg: TrainConfig, data_dir: Path, device: tor
 
 
 def _loader(
-    cfg: TrainConfig, data_dir: Path, start: int, stop: int, info: DistInfo, device: torch.device
+    cfg: TrainConfig,
+    data_dir: Path,
+    start: int,
+    stop: int,
+    info: DistInfo,
+    device: torch.device,
+    nonphoto_dir: Path | None = None,
 ) -> DataLoader:
     files = find_images(Path(data_dir), cfg.data.layout)
     d = cfg.data
-    dataset = PhotoCrops(files, d.image_size, d.min_crop_area, d.max_side, cfg.seed)
+    others = [p for p, _ in split_files(Path(nonphoto_dir), "train")] if nonphoto_dir is not None else None
+    dataset = PhotoCrops(
+        files,
+        d.image_size,
+        d.min_crop_area,
+        d.max_side,
+        cfg.seed,
+        others=others,
+        other_fraction=d.nonphoto_fraction,
+        synthetic_fraction=d.synthetic_fraction,
+    )
     return DataLoader(
         dataset,
         batch_sampler=StepBatches(start, stop, cfg.batch_size * cfg.grad_accum, info.rank),
@@ -407,8 +431,10 @@ def train(
     show_progress: bool = True,
     until_step: int | None = None,
     time_limit_s: float | None = None,
+    nonphoto_dir: Path | None = None,
 ) -> TrainResult:
-    """Train (or resume) the run in ``run_dir`` on the photos of ``data_dir``.
+    """Train (or resume) the run in ``run_dir`` on the photos of ``data_dir`` (and, with
+    ``data.nonphoto_fraction``, the training split of the non-photos in ``nonphoto_dir``).
 
     Resuming is exact: weights, optimizer, step and RNG come from the latest checkpoint and
     the batches and augmentations of step ``s`` depend only on ``(seed, s, rank)``. A slice of a run
@@ -428,10 +454,10 @@ def train(
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         start, wall = _start(cfg, run_dir, resume, model, optimizer, info, device)
         if info.is_main:
-            write_run_files(run_dir, cfg, data_dir, device, info.world_size)
+            write_run_files(run_dir, cfg, data_dir, device, info.world_size, nonphoto_dir)
         net = DistributedDataParallel(model) if info.enabled else model
         stop = min(cfg.max_steps, until_step) if until_step is not None else cfg.max_steps
-        loader = _loader(cfg, data_dir, start, stop, info, device)
+        loader = _loader(cfg, data_dir, start, stop, info, device, nonphoto_dir)
         log = _CsvLog(run_dir / "log.csv", start) if info.is_main else None
         set_training_mode(model, cfg.freeze)
         sl = _Slice(cfg, run_dir, model, net, optimizer, info, device, wall, time_limit_s, time.perf_counter())

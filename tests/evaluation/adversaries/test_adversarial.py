@@ -137,9 +137,9 @@ def test_attack_jobs_and_targets():
     t = attack_target(plain, s)
     assert is_base(t.score_fn, plain) and (t.attack_sigma, t.mode) == (0.0, "undefended")
     assert t.query_fn is None  # a stamper without a scan engine: Square queries score_fn
-    plain.score_copies = lambda x, smoothed=True: x
+    plain.copies = SimpleNamespace(score=lambda x, smoothed=True: x)
     t = attack_target(plain, s)  # Square queries the same score through the stamper's scan engine
-    assert t.query_fn.func is plain.score_copies and t.query_fn.keywords == {"smoothed": False}
+    assert t.query_fn.func is plain.copies.score and t.query_fn.keywords == {"smoothed": False}
     assert t.description == "the scanner (the larger score of the copy, its transpose, scales 1 and 2)"
 
 
@@ -192,13 +192,13 @@ def test_square_queries_the_stampers_scan_engine(tmp_path, tiny_card, photo_dir)
     st = deepraft.load(tiny_card, device="cpu")
     assert st.engine == "onnxruntime"
     calls = []
-    engine_read = st._read
+    engine_read = st.copies.read
 
     def counted(work: torch.Tensor) -> torch.Tensor:
         calls.append(work.shape[0])
         return engine_read(work)
 
-    st._read = counted
+    st.copies.read = counted
     settings = AttackSettings(
         attacks=("square",), goals=("removal",), linf_eps=(16,), l2_eps=(), n_queries=20, max_photos=2
     )

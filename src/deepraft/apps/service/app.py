@@ -37,8 +37,8 @@ from deepraft.apps.service.core import (
     DOCS_ASSETS,
     FORM_OVERHEAD,
     MIME,
+    BoundedStamper,
     DeclaredLengthLimit,
-    Engine,
     ErrorBody,
     ForwardAnswer,
     Health,
@@ -60,7 +60,7 @@ __all__ = [
     "FORM_OVERHEAD",
     "MIME",
     "DeclaredLengthLimit",
-    "Engine",
+    "BoundedStamper",
     "ErrorBody",
     "ForwardAnswer",
     "Health",
@@ -77,7 +77,7 @@ __all__ = [
 def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> FastAPI:
     """The service's ASGI app (with the /demo messenger when ``settings.demo``)."""
     stamper = stamper or load(settings.model, device=settings.device, max_pixels=settings.max_pixels)
-    engine = Engine(stamper, settings)
+    bounded = BoundedStamper(stamper, settings)
     app = FastAPI(
         title="deepraft",
         version=__version__,
@@ -87,7 +87,7 @@ def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> Fas
         redoc_url=None,
         responses=COMMON_ERRORS,
     )
-    app.state.engine = engine
+    app.state.bounded = bounded
     app.state.settings = settings
     # a declared Content-Length over the limit: refused here, before the body is read; a body
     # without one is counted by FastAPI's max_body_size on each route that reads a body (set per
@@ -95,11 +95,11 @@ def create_app(settings: ServiceSettings, stamper: Stamper | None = None) -> Fas
     app.add_middleware(DeclaredLengthLimit, max_bytes=settings.max_request_bytes)
     _add_error_handlers(app, settings)
     _add_offline_docs(app)
-    _add_api_routes(app, engine, settings)
+    _add_api_routes(app, bounded, settings)
     if settings.demo:
         from deepraft.apps.service.messenger import mount_demo
 
-        mount_demo(app, engine, settings.demo_db or Path("deepraft-demo.sqlite3").resolve())
+        mount_demo(app, bounded, settings.demo_db or Path("deepraft-demo.sqlite3").resolve())
     return app
 
 
@@ -153,9 +153,9 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
-def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> None:
+def _add_api_routes(app: FastAPI, bounded: BoundedStamper, settings: ServiceSettings) -> None:
     """/healthz, /v1/model, /v1/protect (behind the API key when set), /v1/scan, /v1/check-forward."""
-    stamper = engine.stamper
+    stamper = bounded.stamper
     limit = settings.max_request_bytes
 
     def require_key(
@@ -196,17 +196,17 @@ def _add_api_routes(app: FastAPI, engine: Engine, settings: ServiceSettings) -> 
     ) -> Response:
         """Stamp a picture; the answer is the stamped picture in the same format. A picture that
         already carries the stamp (one scan at the card's threshold) is refused with 409."""
-        data, fmt = await engine.protect_upload(image, force)
+        data, fmt = await bounded.protect_upload(image, force)
         return Response(data, media_type=MIME[fmt], headers={"X-Deepraft-Model": stamper.card.name})
 
     @app.post("/v1/scan", max_body_size=limit)
     async def scan(image: Annotated[UploadFile, File(description="The picture to scan.")]) -> ScanAnswer:
         """Does the picture carry the stamp?"""
-        return ScanAnswer(**await engine.scan_upload(image))
+        return ScanAnswer(**await bounded.scan_upload(image))
 
     @app.post("/v1/check-forward", max_body_size=limit)
     async def check_forward(
         image: Annotated[UploadFile, File(description="The picture a user forwards or uploads.")],
     ) -> ForwardAnswer:
         """The decision a platform makes when a user forwards or re-uploads a picture."""
-        return ForwardAnswer(**await engine.check_forward_upload(image))
+        return ForwardAnswer(**await bounded.check_forward_upload(image))

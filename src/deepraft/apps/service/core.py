@@ -1,5 +1,5 @@
 """What the HTTP API and the /demo messenger share: settings, the one error shape, the
-declared-length guard, upload names and the :class:`Engine` (the model behind its limits)."""
+declared-length guard, upload names and the :class:`BoundedStamper` (the model behind its limits)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def upload_name(upload: UploadFile, default: str = "image") -> str:
     return name or default
 
 
-class Engine:
+class BoundedStamper:
     """The model plus the limits around it, shared by the API and the demo."""
 
     def __init__(self, stamper: Stamper, settings: ServiceSettings) -> None:
@@ -185,7 +185,7 @@ class Engine:
         fmt = pic.format if pic.format in MIME else "PNG"
         if pic.alpha is not None and fmt not in ALPHA_FORMATS:
             fmt = "PNG"
-        out = self.stamper.protect_pictures([pic])[0]
+        out = self.stamper.protect(pic)
         return encode_image(out, fmt, quality=95), fmt
 
     def _scan(self, data: bytes, name: str) -> dict:

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from deepraft.apps.service.core import (
-    Engine,
+    BoundedStamper,
     ErrorBody,
     ServiceError,
     ServiceSettings,
@@ -319,15 +319,15 @@ BLOCKED_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-def mount_demo(app: FastAPI, engine: Engine, db_path: Path) -> None:
+def mount_demo(app: FastAPI, bounded: BoundedStamper, db_path: Path) -> None:
     """The /demo messenger: its page, sessions, messages and the send and forward checks."""
-    store = Store(db_path, engine.settings.demo_quota_bytes)
+    store = Store(db_path, bounded.settings.demo_quota_bytes)
     app.state.demo_store = store
     session = _session_type(store)
     _add_pages(app)
-    _add_session_routes(app, engine.settings, store, session)
+    _add_session_routes(app, bounded.settings, store, session)
     _add_read_routes(app, store, session)
-    _add_send_routes(app, engine, store, session)
+    _add_send_routes(app, bounded, store, session)
 
 
 def _add_pages(app: FastAPI) -> None:
@@ -432,38 +432,38 @@ async def _blocked(store: Store, user: str, action: str, target: str, check: dic
     raise ServiceError(403, check["reason"], blocked=True, score=check["score"], threshold=check["threshold"])
 
 
-async def _stored_form(engine: Engine, data: bytes, name: str) -> tuple[bytes, str]:
+async def _stored_form(bounded: BoundedStamper, data: bytes, name: str) -> tuple[bytes, str]:
     """The bytes to store for a picture sent as is: its own bytes when the type is known, else a PNG."""
     mime = _mime(data)
     if mime is not None:
         return data, mime
 
     def to_png() -> bytes:
-        return encode_image(engine.decode(data, name), "PNG")
+        return encode_image(bounded.decode(data, name), "PNG")
 
-    return await anyio.to_thread.run_sync(to_png, limiter=engine.limiter), "image/png"
+    return await anyio.to_thread.run_sync(to_png, limiter=bounded.limiter), "image/png"
 
 
 async def _stamp_or_keep(
-    engine: Engine, store: Store, account: str, data: bytes, name: str, only_for_you: bool
+    bounded: BoundedStamper, store: Store, account: str, data: bytes, name: str, only_for_you: bool
 ) -> tuple[bytes, str, dict[str, Any]]:
     """(bytes to store, MIME type, the forward check) of an upload: refused over the quota or
     when it carries the stamp; stamped when sent "only for you"."""
     used = await store.run(store.used_bytes, account)
     if used + len(data) > store.quota:  # before any model work; checked again on insert
         raise ServiceError(413, f"account {account}: storage quota of {store.quota} bytes reached")
-    check = await engine.check_forward(data, name)
+    check = await bounded.check_forward(data, name)
     if not check["allowed"]:
         await _blocked(store, account, "upload", name, check)
     if only_for_you:
-        data, fmt = await engine.protect(data, name, force=True)  # just scanned: not stamped
+        data, fmt = await bounded.protect(data, name, force=True)  # just scanned: not stamped
         return data, {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, "image/png"), check
-    data, mime = await _stored_form(engine, data, name)
+    data, mime = await _stored_form(bounded, data, name)
     return data, mime, check
 
 
-def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -> None:
-    limit = engine.settings.max_request_bytes
+def _add_send_routes(app: FastAPI, bounded: BoundedStamper, store: Store, Session: Any) -> None:
+    limit = bounded.settings.max_request_bytes
 
     @app.post(
         "/demo/api/send",
@@ -479,9 +479,9 @@ def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -
         """Send a picture from this account; "only for you" pictures are stamped."""
         _account(recipient)
         name = upload_name(image, "upload")
-        async with engine.inflight:
-            data = await engine.read_upload(image, name)
-            data, mime, check = await _stamp_or_keep(engine, store, account, data, name, only_for_you)
+        async with bounded.inflight:
+            data = await bounded.read_upload(image, name)
+            data, mime, check = await _stamp_or_keep(bounded, store, account, data, name, only_for_you)
         try:
             mid = await store.run(store.add_message, account, recipient, data, mime, only_for_you)
         except QuotaExceeded as exc:
@@ -502,7 +502,7 @@ def _add_send_routes(app: FastAPI, engine: Engine, store: Store, Session: Any) -
         if msg is None:
             raise ServiceError(404, "no such message for this account")
         data, _ = await store.run(store.picture, msg["picture_id"])
-        check = await engine.check_forward(data, f"message {message_id}")
+        check = await bounded.check_forward(data, f"message {message_id}")
         if not check["allowed"]:
             await _blocked(store, account, "forward", f"message {message_id}", check)
         mid = await store.run(store.forward, account, recipient, message_id, msg["picture_id"])

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from deepraft.core.fileio import atomic_write_bytes
+from deepraft.core.imageio import read_images
 from deepraft.evaluation.adversaries.adversarial import QUERY_ATTACKS, AttackSanityError, run_attack
 
 LINF_EPS = (2, 4, 8, 16, 32)
@@ -106,8 +107,8 @@ def attack_target(stamper: Any, settings: AttackSettings) -> _Target:
             f"over {settings.eot} noise draws per gradient, judged by PREDICT with {settings.smooth_n} draws"
         )
         return _Target(base, sigma, sigma, "cohen", description)
-    queries = getattr(stamper, "score_copies", None)
-    query_fn = partial(queries, smoothed=False) if queries is not None else None
+    copies = getattr(stamper, "copies", None)  # the stamper's scan engine, where it has one
+    query_fn = partial(copies.score, smoothed=False) if copies is not None else None
     return _Target(base, sigma, sigma, "undefended", _describe_base(mcfg), query_fn)
 
 
@@ -147,11 +148,11 @@ def run_attacks(
     out_dir.mkdir(parents=True, exist_ok=True)
     files = list(files)[: settings.max_photos] if settings.max_photos else list(files)
     failed: list[str] = []
-    pics = [p for _, p in stamper.read_many(files, failed)]
+    pics = [p for _, p in read_images(files, failed, stamper.max_pixels)]
     if not pics:
         raise ValueError("attack: no readable photos")
-    stamped = stamper.scan_copies(stamper.protect_pictures(pics))
-    clean = stamper.scan_copies(pics)
+    stamped = stamper.copies.scan_batch(stamper.protect_batch(pics))
+    clean = stamper.copies.scan_batch(pics)
     thr = stamper.card.threshold()
     target = attack_target(stamper, settings)
     sanity = check_attack_breaks_base(base_score(stamper), stamped, thr)

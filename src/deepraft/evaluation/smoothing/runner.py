@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from deepraft.core.fileio import atomic_write_bytes
+from deepraft.core.imageio import read_images
 from deepraft.evaluation.smoothing.core import Smooth, certified_accuracy
 
 if TYPE_CHECKING:
@@ -56,9 +57,9 @@ def run_certify(
     failed: list[str] = []
     rows, certs, labels = [], [], []
     g = torch.Generator(device=stamper.device).manual_seed(settings.seed)
-    for f, pic in stamper.read_many(files, failed, progress):
-        stamped = stamper.protect_pictures([pic])[0]
-        work = stamper.scan_copies([stamped, pic])
+    for f, pic in read_images(files, failed, stamper.max_pixels, progress):
+        stamped = stamper.protect(pic)
+        work = stamper.copies.scan_batch([stamped, pic])
         for label, x in ((1, work[0]), (0, work[1])):
             with torch.inference_mode():
                 c = smooth.certify(x, settings.n0, settings.n, settings.alpha, settings.batch_size, g)
