@@ -98,6 +98,18 @@ def _require_extra(extra: str, command: str) -> None:
         )
 
 
+NONPHOTO_TRAIN = typer.Option(
+    None,
+    exists=True,
+    file_okay=False,
+    help="Folder of pictures that are not photos, with a MANIFEST.tsv (file, kind, package): its "
+    "training split gives data.nonphoto_fraction of the crops.",
+)
+NONPHOTO_CALIB = typer.Option(
+    None, exists=True, file_okay=False, help="Non-photos with a MANIFEST.tsv: its val packages join calibration."
+)
+GENERATED_CALIB = typer.Option(0, min=0, help="Generated non-photos that join calibration (10 variants each).")
+
 MAX_PIXELS_HELP = "Refuse images with more pixels than this (decompression-bomb guard)."
 
 
@@ -316,13 +328,7 @@ def _drop_none(d: dict) -> dict:
 def train(
     config: Path = typer.Option(..., exists=True, dir_okay=False, help="YAML config (configs/*.yaml)."),
     data: Path = typer.Option(..., exists=True, file_okay=False, help="Folder of training images."),
-    nonphoto: Optional[Path] = typer.Option(
-        None,
-        exists=True,
-        file_okay=False,
-        help="Folder of pictures that are not photos, with a MANIFEST.tsv (file, kind, package): its "
-        "training split gives data.nonphoto_fraction of the crops.",
-    ),
+    nonphoto: Optional[Path] = NONPHOTO_TRAIN,
     run_name: str = typer.Option(..., help="Run folder name under --runs-dir; an existing run resumes."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs live (relative: to the working directory)."),
     max_steps: Optional[int] = typer.Option(None, min=1),
@@ -402,12 +408,8 @@ def export(
     scan_scales: Optional[List[float]] = typer.Option(
         None, help="Scales the deployed scanner reads at, instead of the run's (repeat the option; include 1)."
     ),
-    calib_nonphoto: Optional[Path] = typer.Option(
-        None, exists=True, file_okay=False, help="Non-photos with a MANIFEST.tsv: its val packages join calibration."
-    ),
-    calib_generated: int = typer.Option(
-        0, min=0, help="Generated non-photos that join calibration (10 variants each)."
-    ),
+    calib_nonphoto: Optional[Path] = NONPHOTO_CALIB,
+    calib_generated: int = GENERATED_CALIB,
 ) -> None:
     """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
     model into ONNX graphs for mobile and edge clients)."""
@@ -415,11 +417,7 @@ def export(
     from deepraft.evaluation.card_export import export_run
 
     if onnx is not None:
-        from deepraft.runtime.graph_export import export_onnx
-
-        stamper = _load(str(run), "cpu")
-        for p in export_onnx(stamper, onnx):
-            err.print(f"wrote {p}", highlight=False)
+        _export_graphs(str(run), onnx)
         return
     if name is None:
         _usage("--name is required to export a run as a model card")
@@ -446,6 +444,13 @@ def export(
     err.print(f"wrote {target}: thresholds {card.thresholds}", highlight=False)
     if card.metrics:
         err.print(json.dumps({k: v for k, v in card.metrics.items() if k != "failed"}), highlight=False)
+
+
+def _export_graphs(model: str, out: Path) -> None:
+    from deepraft.runtime.graph_export import export_onnx
+
+    for p in export_onnx(_load(model, "cpu"), out):
+        err.print(f"wrote {p}", highlight=False)
 
 
 @app.command()

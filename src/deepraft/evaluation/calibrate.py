@@ -181,6 +181,53 @@ class Calibration:
         }
 
 
+class _CleanScores:
+    """The clean scores of a calibration, grouped by picture (a picture's variants are correlated),
+    with each group's kind and the highest scores tagged with their picture and edit."""
+
+    def __init__(self, score_fn: Callable[[list[Image.Image]], list[float]], tail_size: int) -> None:
+        self.score_fn, self.tail_size = score_fn, tail_size
+        self.groups: list[list[float]] = []
+        self.kinds: list[str] = []
+        self.tagged: list[tuple[float, str, str]] = []
+        self.failed: list[str] = []
+        self.n_images = 0
+
+    def add(self, img: Image.Image, name: str, kind: str, count: int, vseed: int) -> None:
+        labels: list[str] = []
+        group = [float(v) for v in self.score_fn(list(clean_variants(img, count, vseed, labels)))]
+        self.groups.append(group)
+        self.kinds.append(kind)
+        self.tagged.extend(sorted(zip(group, [name] * len(group), labels), reverse=True)[: self.tail_size])
+
+    def add_files(
+        self,
+        sources: list[tuple[Path, str]],
+        variants: int,
+        seed: int,
+        progress: Callable[[Iterable], Iterable] | None,
+    ) -> None:
+        from deepraft.core.imageio import ImageError, read_image
+
+        for i, (f, kind) in enumerate(progress(sources) if progress else sources):
+            try:
+                pic = read_image(f)
+            except ImageError as exc:
+                self.failed.append(str(exc))
+                continue
+            self.n_images += 1
+            self.add(Image.fromarray(pic.rgb), Path(f).name, kind, variants, seed * 100_003 + i)
+
+    def add_generated(
+        self, count: int, variants: int, seed: int, offset: int, progress: Callable[[Iterable], Iterable] | None
+    ) -> None:
+        from deepraft.training.nonphoto import generate
+
+        for j in progress(range(count)) if progress else range(count):
+            kind, img = generate(seed, j)
+            self.add(img, f"generated {kind} {j}", f"generated {kind}", variants, seed * 100_003 + offset + j)
+
+
 def calibrate(
     score_fn: Callable[[list[Image.Image]], list[float]],
     files: Sequence[Path],
@@ -201,41 +248,14 @@ def calibrate(
     (:func:`deepraft.training.nonphoto.generate`, stream ``seed``) join with
     ``generated_variants`` variants each. The card's thresholds come from all of them together;
     the rate above each, with its upper bound, is reported per kind."""
-    from deepraft.core.imageio import ImageError, read_image
-
     file_kinds = list(kinds) if kinds is not None else ["photo"] * len(files)
     if len(file_kinds) != len(files):
         raise ValueError(f"calibration: {len(files)} files but {len(file_kinds)} kinds")
-    groups: list[list[float]] = []
-    group_kinds: list[str] = []
-    tagged: list[tuple[float, str, str]] = []
-    failed: list[str] = []
-    n_images = 0
-
-    def add(img: Image.Image, name: str, kind: str, count: int, vseed: int) -> None:
-        labels: list[str] = []
-        group = [float(v) for v in score_fn(list(clean_variants(img, count, vseed, labels)))]
-        groups.append(group)
-        group_kinds.append(kind)
-        tagged.extend(sorted(zip(group, [name] * len(group), labels), reverse=True)[:tail_size])
-
-    sources = list(zip(files, file_kinds))
-    for i, (f, kind) in enumerate(progress(sources) if progress else sources):
-        try:
-            pic = read_image(f)
-        except ImageError as exc:
-            failed.append(str(exc))
-            continue
-        n_images += 1
-        add(Image.fromarray(pic.rgb), Path(f).name, kind, variants_per_image, seed * 100_003 + i)
+    pool = _CleanScores(score_fn, tail_size)
+    pool.add_files(list(zip(files, file_kinds)), variants_per_image, seed, progress)
     if generated > 0:
-        from deepraft.training.nonphoto import generate
-
-        for j in progress(range(generated)) if progress else range(generated):
-            kind, img = generate(seed, j)
-            add(
-                img, f"generated {kind} {j}", f"generated {kind}", generated_variants, seed * 100_003 + len(sources) + j
-            )
+        pool.add_generated(generated, generated_variants, seed, len(files), progress)
+    groups, group_kinds, tagged, failed, n_images = pool.groups, pool.kinds, pool.tagged, pool.failed, pool.n_images
     if not groups:
         raise ValueError("calibration: no readable clean pictures")
     scores = [s for g in groups for s in g]

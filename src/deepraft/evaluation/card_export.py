@@ -16,7 +16,7 @@ from deepraft.core.card import WEIGHTS_FILE, ModelCard, sha256_file, write_card
 from deepraft.core.data import find_images, split_files
 from deepraft.core.imageio import picture_from_pil
 from deepraft.core.weights_io import latest_checkpoint, load_weights, read_model_config, save_weights
-from deepraft.evaluation.calibrate import DEFAULT_FPRS, calibrate
+from deepraft.evaluation.calibrate import DEFAULT_FPRS, Calibration, calibrate
 from deepraft.models import build_model
 from deepraft.models.stamp import StampModel
 from deepraft.runtime.engine import write_scan_graph
@@ -129,26 +129,7 @@ def export_run(
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
     stamper = Stamper(card, model, torch.device("cpu"))
     if calib_data is not None:
-        files = find_images(Path(calib_data))
-        kinds = ["photo"] * len(files)
-        names = [str(Path(calib_data).resolve())]
-        if calib_nonphoto is not None:
-            extra = split_files(Path(calib_nonphoto), "val")
-            files += [p for p, _ in extra]
-            kinds += [k for _, k in extra]
-            names.append(f"{Path(calib_nonphoto).resolve()} (val packages)")
-        if calib_generated:
-            names.append(f"{calib_generated} generated non-photos")
-        cal = calibrate(
-            lambda imgs: stamper.copies.score_pictures([picture_from_pil(i) for i in imgs]),
-            files,
-            fprs,
-            variants_per_image,
-            data_name="; ".join(names),
-            progress=progress,
-            kinds=kinds,
-            generated=calib_generated,
-        )
+        cal = _calibrate(stamper, Path(calib_data), calib_nonphoto, calib_generated, fprs, variants_per_image, progress)
         card.thresholds = cal.thresholds
         card.calibration = cal.as_dict()
     if test_data is not None:
@@ -160,6 +141,39 @@ def export_run(
     write_card(card, out_dir)
     _write_scan_graph(model, out_dir / WEIGHTS_FILE)
     return card
+
+
+def _calibrate(
+    stamper: Stamper,
+    photos: Path,
+    nonphoto: Path | None,
+    generated: int,
+    fprs: Sequence[float],
+    variants: int,
+    progress: Callable[[Iterable], Iterable] | None,
+) -> Calibration:
+    """The card's calibration: the clean photos of ``photos``, the val packages of ``nonphoto``
+    and ``generated`` generated non-photos, scored by ``stamper``."""
+    files = find_images(photos)
+    kinds = ["photo"] * len(files)
+    names = [str(photos.resolve())]
+    if nonphoto is not None:
+        extra = split_files(Path(nonphoto), "val")
+        files += [p for p, _ in extra]
+        kinds += [k for _, k in extra]
+        names.append(f"{Path(nonphoto).resolve()} (val packages)")
+    if generated:
+        names.append(f"{generated} generated non-photos")
+    return calibrate(
+        lambda imgs: stamper.copies.score_pictures([picture_from_pil(i) for i in imgs]),
+        files,
+        fprs,
+        variants,
+        data_name="; ".join(names),
+        progress=progress,
+        kinds=kinds,
+        generated=generated,
+    )
 
 
 def _write_scan_graph(model: StampModel, weights: Path) -> None:
