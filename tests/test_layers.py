@@ -1,7 +1,7 @@
 """The package's layering: one folder per layer, what may import what, and what ``import deepraft``
 loads.
 
-    apps/                        (4: command line, demo, HTTP service)
+    apps/, integrations/         (4: command line, demo, HTTP service; Synapse module)
        |
     evaluation/                  (3: calibration, card export, eval, smoothing, adversaries)
        |
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("deepraft.models", "deepraft.edits"),
     ("deepraft", "deepraft.runtime", "deepraft.training"),
     ("deepraft.evaluation",),
-    ("deepraft.apps",),
+    ("deepraft.apps", "deepraft.integrations"),
 ]
 LAYER_FOLDERS = {p.rpartition(".")[2] for layer in LAYERS for p in layer if p != "deepraft"}
 """The folders of ``src/deepraft`` that hold the layers (``weights`` holds data, no code)."""
