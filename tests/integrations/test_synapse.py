@@ -23,6 +23,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from tests.apps.service.conftest import API_KEY, start_server, stop_server
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
@@ -107,9 +108,12 @@ class Homeserver:
 
 
 @pytest.fixture(scope="module")
-def homeserver(tmp_path_factory) -> Homeserver:
-    root = tmp_path_factory.mktemp("synapse")
-    py = _python_with_synapse(root)
+def synapse_python(tmp_path_factory) -> str:
+    return _python_with_synapse(tmp_path_factory.mktemp("synapse-env"))
+
+
+def start_homeserver(py: str, root: Path, module_config: dict) -> Homeserver:
+    """A homeserver on a free loopback port with the deepraft module configured as given."""
     port = _free_port()
     config = root / "homeserver.yaml"
     subprocess.run(
@@ -142,25 +146,18 @@ def homeserver(tmp_path_factory) -> Homeserver:
             "resources": [{"names": ["client"], "compress": False}],
         }
     ]
+    fast = {"per_second": 1000, "burst_count": 1000}
     cfg.update(
         enable_registration=True,
         enable_registration_without_verification=True,
         trusted_key_servers=[],
         suppress_key_server_warning=True,
-        rc_message={"per_second": 1000, "burst_count": 1000},
-        rc_registration={"per_second": 1000, "burst_count": 1000},
-        rc_login={
-            "address": {"per_second": 1000, "burst_count": 1000},
-            "account": {"per_second": 1000, "burst_count": 1000},
-        },
-        modules=[
-            {
-                "module": "deepraft.integrations.synapse.DeepraftModule",
-                "config": {"state_db": str(root / "deepraft.sqlite3"), "model": "default", "fail_open": False},
-            }
-        ],
+        rc_message=fast,
+        rc_registration=fast,
+        rc_login={"address": fast, "account": fast},
+        modules=[{"module": "deepraft.integrations.synapse.DeepraftModule", "config": module_config}],
     )
-    cfg.pop("log_config", None)
+    cfg.pop("log_config", None)  # log to stdout, into synapse.out
     config.write_text(yaml.safe_dump(cfg))
     log = root / "synapse.out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -179,19 +176,29 @@ def homeserver(tmp_path_factory) -> Homeserver:
             pytest.fail(f"synapse exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
         try:
             if hs.call("GET", "/_matrix/client/versions")[0] == 200:
-                break
+                return hs
         except OSError:
             pass
         time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"synapse did not answer in 180 s:\n{log.read_text()[-4000:]}")
-    yield hs
-    proc.terminate()
+    proc.kill()
+    pytest.fail(f"synapse did not answer in 180 s:\n{log.read_text()[-4000:]}")
+
+
+def stop_homeserver(hs: Homeserver) -> None:
+    hs.proc.terminate()
     try:
-        proc.wait(timeout=30)
+        hs.proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        hs.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def homeserver(synapse_python, tmp_path_factory):
+    """The module scanning in process with the bundled model, failing closed."""
+    root = tmp_path_factory.mktemp("synapse")
+    hs = start_homeserver(synapse_python, root, {"state_db": str(root / "deepraft.sqlite3"), "model": "default"})
+    yield hs
+    stop_homeserver(hs)
 
 
 def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
@@ -247,3 +254,34 @@ def test_only_for_you_in_a_real_homeserver(homeserver):
     )
     assert status == 400 and body.get("errcode") == "M_INVALID_PARAM", body
     assert "carries the stamp" in hs.log.read_text() and "forwards" in hs.log.read_text()
+
+
+def test_the_module_scans_through_the_deepraft_service_and_fails_closed_without_it(synapse_python, tmp_path):
+    """One deepraft service for many homeserver workers: stamping and scanning go through it; when
+    it is gone, uploads are rejected (fail_open false) and the failure is logged."""
+    service = start_server(tmp_path)
+    root = tmp_path / "hs"
+    root.mkdir()
+    config = {"state_db": str(root / "deepraft.sqlite3"), "service_url": service.url, "service_api_key": API_KEY}
+    hs = start_homeserver(synapse_python, root, config)
+    try:
+        alice = hs.register("carol")
+        room_a, room_b = hs.room(alice), hs.room(alice)
+        status, _, stamped = hs.call(
+            "POST", f"/_deepraft/v1/protect?room_id={room_a}", alice, raw=PHOTO.read_bytes(), content_type="image/jpeg"
+        )
+        assert status == 200, stamped[:300]
+        status, up = hs.upload(alice, stamped, "image/jpeg")
+        assert status == 200, up
+        assert hs.send_image(alice, room_a, up["content_uri"], "s1")[0] == 200
+        assert hs.send_image(alice, room_b, up["content_uri"], "s2")[0] == 403
+        with Image.open(io.BytesIO(stamped)) as im:
+            status, _ = hs.upload(alice, _jpeg(im.resize((im.width // 2, im.height // 2)), 80), "image/jpeg")
+        assert status == 400
+        assert hs.upload(alice, _jpeg(Image.open(PHOTO)), "image/jpeg")[0] == 200
+        stop_server(service)
+        assert hs.upload(alice, _jpeg(Image.open(PHOTO), 80), "image/jpeg")[0] == 400  # no scanner: fail closed
+        assert "failed; fail_open=False" in hs.log.read_text()
+    finally:
+        stop_homeserver(hs)
+        stop_server(service)
