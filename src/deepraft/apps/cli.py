@@ -83,6 +83,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("kornia",),
     "eval": ("kornia", "scipy", "matplotlib", "ssimulacra2", "torchattacks"),
     "onnx": ("onnx",),
+    "ray": ("ray", "pyarrow"),
 }
 """The modules each extra of ``pip install 'deepraft[EXTRA]'`` brings (pyproject.toml's
 optional dependencies); the core install has what protect, scan, info and demo need."""
@@ -273,6 +274,38 @@ def scan(
     if fail_on_protected and found:
         raise typer.Exit(EXIT_PROTECTED)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@app.command("archive-scan")
+def archive_scan(
+    paths: List[Path] = typer.Argument(None, help="Image files and/or folders (searched recursively)."),
+    out: Path = typer.Option(..., help="Results: .parquet, or JSON lines for any other name."),
+    from_list: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False, help="A file of paths or URIs (file://, s3://, ...), one per line."
+    ),
+    model: str = typer.Option("default", help="Bundled model name, model card folder or run folder."),
+    fpr: Optional[float] = typer.Option(None, help="Use the threshold calibrated for this FPR."),
+    actors: int = typer.Option(2, min=1, help="Ray actors scanning side by side (one model load each)."),
+    batch_size: int = typer.Option(16, min=1, help="Pictures per actor call."),
+    address: Optional[str] = typer.Option(None, help="A Ray cluster to join (default: start a local one)."),
+) -> None:
+    """Scan an archive of pictures on Ray Data (map_batches actors); one row per input."""
+    _require_extra("ray", "archive-scan")
+    from deepraft.integrations.ray_scan import BulkSettings, scan_archive, write_results
+
+    files, missing = _expand(list(paths or []))
+    targets = [str(f) for f, _ in files] + [str(m) for m in missing]
+    if from_list is not None:
+        targets += [line.strip() for line in from_list.read_text().splitlines() if line.strip()]
+    if not targets:
+        _usage("nothing to scan: give files, folders or --from-list")
+    settings = BulkSettings(model=model, fpr=fpr, batch_size=batch_size, actors=actors)
+    rows = scan_archive(targets, settings, address=address)
+    write_results(rows, out)
+    bad = sum(r["error"] is not None for r in rows)
+    found = sum(bool(r["protected"]) for r in rows)
+    err.print(f"{len(rows)} scanned, {found} carry the stamp, {bad} failed; wrote {out}", highlight=False)
+    raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 
 @app.command()
