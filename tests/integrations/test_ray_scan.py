@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import deepraft
+from deepraft.integrations.ray_scan import write_results
 from tests.conftest import EXAMPLES, run_cli
 
 pytestmark = pytest.mark.slow
@@ -55,9 +56,20 @@ def test_ray_scan_decides_as_deepraft_scan(archive, tmp_path):
     assert [row["path"] for row in rows][-2:] == [f"file://{archive / 'stamped.jpg'}", str(tmp_path / "missing.jpg")]
 
 
-def test_ray_scan_writes_json_lines(archive, tmp_path):
-    out = tmp_path / "results.jsonl"
-    r = run_cli("archive-scan", archive / "stamped.jpg", "--out", out, "--actors", "1")
-    assert r.returncode == 0, r.stderr[-3000:]
-    (row,) = map(json.loads, out.read_text().splitlines())
-    assert row["protected"] is True and "error" not in row and "1 scanned, 1 carry the stamp" in r.stderr
+def test_results_are_written_as_json_lines_or_parquet(tmp_path):
+    rows = [
+        {"path": "a.jpg", "protected": True, "score": 9.5, "threshold": 1.86, "error": None},
+        {
+            "path": "b.jpg",
+            "protected": None,
+            "score": None,
+            "threshold": None,
+            "error": "b.jpg: unreadable",
+        },
+    ]
+    lines = write_results(rows, tmp_path / "r.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == [
+        {"path": "a.jpg", "protected": True, "score": 9.5, "threshold": 1.86},
+        {"path": "b.jpg", "error": "b.jpg: unreadable"},
+    ]
+    assert pq.read_table(write_results(rows, tmp_path / "r.parquet")).to_pylist() == rows
