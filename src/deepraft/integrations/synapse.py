@@ -31,6 +31,7 @@ machine share it; the scan runs in Synapse's thread pool, never on the reactor.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import sqlite3
@@ -146,7 +147,7 @@ class ServiceScanner:
                 return resp.read(), resp.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:500].decode(errors="replace")
-            if exc.code in (400, 413, 415, 422):
+            if exc.code in (400, 415, 422):  # not a picture; 413 (too large) is a failure
                 raise ImageError(name, f"the deepraft service refused it ({exc.code}): {detail}") from exc
             raise
 
@@ -203,6 +204,17 @@ class ProtectedMedia:
         return None if row is None else str(row[0])
 
 
+def looks_like_a_picture(head: bytes) -> bool:
+    """Whether Pillow recognises the first bytes of a file as a picture (only the header is read)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(head)):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def media_ids(content: Mapping[str, Any], server_name: str) -> list[str]:
     """The local media IDs an event's content refers to (its file and its thumbnail; plain or
     encrypted attachments)."""
@@ -245,16 +257,28 @@ class DeepraftModule:
     async def check_media_file_for_spam(self, file_wrapper: Any, file_info: Any) -> Any:
         if file_info.server_name or file_info.thumbnail or file_info.url_cache:
             return self.not_spam  # remote media, thumbnails and URL previews: not an upload
-        chunks: list[bytes] = []
-        await file_wrapper.write_chunks_to(chunks.append)
-        data = b"".join(chunks)
+        buf = bytearray()
+        limit = self.config.max_upload_bytes
+
+        def keep(chunk: bytes) -> None:
+            if len(buf) <= limit:  # past the limit the rest is read but not kept
+                buf.extend(chunk)
+
+        await file_wrapper.write_chunks_to(keep)
+        data = bytes(buf)
+        if len(data) > limit:
+            if not looks_like_a_picture(data[:65536]):
+                return self.not_spam  # a large file that is not a picture (a video, an archive)
+            return self._unscanned(file_info.file_id, f"a picture larger than max_upload_bytes ({limit:,})")
         room = self.store.claim(hashlib.sha256(data).hexdigest(), file_info.file_id)
         if room is not None:
             logger.info("deepraft: upload %s is the picture stamped for %s", file_info.file_id, room)
             return self.not_spam
         try:
             verdict = await self.api.defer_to_thread(self.scanner.scan, data, file_info.file_id)
-        except ImageError:
+        except ImageError as exc:
+            if "over the limit" in exc.problem:  # a picture too large to scan is not let through unscanned
+                return self._unscanned(file_info.file_id, exc.problem)
             return self.not_spam  # not a picture: not ours to judge
         except Exception:
             logger.exception(
@@ -267,6 +291,11 @@ class DeepraftModule:
             )
             return self.forbidden
         return self.not_spam
+
+    def _unscanned(self, media_id: str, why: str) -> Any:
+        """An upload that could not be scanned: the failure policy decides, and the log says why."""
+        logger.warning("deepraft: upload %s not scanned (%s); fail_open=%s", media_id, why, self.config.fail_open)
+        return self.not_spam if self.config.fail_open else self.forbidden
 
     async def check_event_for_spam(self, event: Any) -> Any:
         content = event.content if isinstance(event.content, Mapping) else {}  # Synapse's are immutable
