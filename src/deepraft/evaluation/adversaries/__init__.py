@@ -21,8 +21,6 @@ from deepraft.evaluation.adversaries.adversarial import (
     run_attack,
 )
 
-"""The adversarial attacks by name (an alias of ``ATTACK_NAMES`` that says which kind of attack)."""
-
 __all__ = [
     "ATTACK_NAMES",
     "AttackResult",
