@@ -20,7 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from deepraft.core.fileio import atomic_write_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heldout
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "photos"
 
@@ -66,9 +67,7 @@ def main() -> None:
         "ray_archive_scan": {"seconds": round(ray, 2), "images_per_s": round(n / ray, 2)},
     }
     print(json.dumps(res, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":

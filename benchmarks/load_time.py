@@ -9,13 +9,13 @@ import or cache of one run helps the next; the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from deepraft.core.fileio import atomic_write_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heldout
 
 PROBE = """
 import time, warnings
@@ -62,9 +62,7 @@ def main() -> None:
     for k in ("shipped", "exported"):
         r = res[k]
         print(f"{k:9s} graph: import {r['import_s']:.2f} s, load {r['load_s']:.2f} s ({r['engine']}, {r['graph']})")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from deepraft.core.fileio import atomic_write_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heldout
 
 PHOTO = (
     Path(__file__).resolve().parents[1]
@@ -110,9 +111,7 @@ def main() -> None:
     res = {"concurrency": args.concurrency, "runs": [run(w, args.requests, args.concurrency) for w in args.workers]}
     for r in res["runs"]:
         print(f"{r['workers']} worker(s): {r['requests']} scans in {r['seconds']} s, {r['requests_per_s']} per s")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
+    heldout.write_json(args.out, res)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,15 @@ def photo_dir(tmp_path_factory) -> Path:
     return d
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Ask a server process to stop; kill it when it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run(

@@ -99,8 +99,41 @@ EVAL_PINS = {
     "chain recapture 1.0+hflip": "11b28a233cebbfc2",
     "chain rot90+jpeg 70": "81839c9c6f47620b",
     "chain stickers 0.15+resize 0.5": "101986d6f8e81848",
+    "messenger": "5e77228be86bdbb1",
+    "resize 2.0": "45c00cc19ef0eb4d",
+    "resize 1.5": "0bd5fff7ee87afe7",
+    "crop 0.64": "e90b6d9d61861f97",
+    "crop 0.36": "9d4ad8368bdf62d5",
+    "crop 0.16": "c1eec0f1b6911811",
+    "crop 0.1": "d0c92d64e802b588",
+    "rotate 20": "4f256f6811c5a4aa",
+    "rotate 25": "7f59c46ce54adc2e",
+    "rotate 35": "ddb2528e1f8367a5",
+    "rotate 40": "89f5c355502123d3",
+    "gamma 0.5": "eb659b87adcdd178",
+    "gamma 0.7": "ad6a072ccf904d8c",
+    "gamma 1.5": "6bfd83b8e1e15175",
+    "gamma 2.0": "b06a2b630a8c0b71",
+    "phone_screenshot": "d39ebdf4ff07ad66",
+    "rotate_corners 20": "b75a90d70eae9cc5",
+    "rotate_corners 25": "a7dd3a0e30f27628",
+    "rotate_corners 35": "d44708a77424ada8",
+    "rotate_corners 40": "fb2a825b94e66e58",
+    "rotate_corners 45": "5f7d56901db00c74",
+    "paste 0.7": "540b588bc0f5b125",
+    "paste 0.5": "aab2e8659ea566d4",
+    "paste 0.35": "bebf489bf5a6d2ed",
+    "photo_grid": "5ca62def13f9e219",
+    "chain crop 0.5+messenger": "dbac655b139818e8",
+    "chain crop 0.25+messenger": "c154c93fdaeaa1c7",
+    "chain crop 0.1+messenger": "525f1ed61814025d",
+    "chain crop 0.36+rotate 7+messenger": "4c80e309e97a2dea",
 }
-"""Condition label -> digest of the edit of ``synthetic_photo(3, 97, 75)`` with ``default_rng(1000 + i)``."""
+"""Digests of every grid condition applied to ``synthetic_photo(3, 97, 75)`` with
+``default_rng(1000 + i)``, ``i`` the condition's place in this dict: the conditions of the first
+grid come first, in their old order, and those added since (stamp v3's crops, angles, pastes,
+messenger, gamma, phone screenshot; scene edits on generated scenery) after them, so adding a
+condition never changes another's pin."""
 
 CALIBRATION_PINS = [
     "f83fbdc40c9b0521",
@@ -154,7 +187,11 @@ demo moved onto the registry: half size now rounds an odd side as the grid's ``r
 
 def test_the_eval_grid_gives_the_pinned_pixels():
     img = synthetic_photo(3, 97, 75)
-    got = {c.label: digest(c.apply(img, np.random.default_rng(1000 + i))) for i, c in enumerate(conditions(GRID))}
+    by_label = {c.label: c for c in conditions(GRID)}
+    assert set(by_label) == set(EVAL_PINS)
+    got = {
+        label: digest(by_label[label].apply(img, np.random.default_rng(1000 + i))) for i, label in enumerate(EVAL_PINS)
+    }
     assert got == EVAL_PINS
 
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from deepraft.edits import benign as D
-from deepraft.edits.benign import EDITS, Chain
-from deepraft.edits.grids import GRID, QUICK_GRID, Condition, conditions
+from deepraft.edits.benign import EDITS, SCENE_EDITS, Chain
+from deepraft.edits.grids import ANGLES, GRID, QUICK_GRID, Condition, conditions
 
 
 def noise_image(w: int = 64, h: int = 48, seed: int = 0, low: int = 0) -> Image.Image:
@@ -66,8 +66,9 @@ def test_every_edit_is_in_the_grid_or_serves_calibration_or_the_demo():
     from deepraft.edits.benign import FORWARDS, UPLOAD_KINDS
 
     others = {e for kind in UPLOAD_KINDS.values() for e in kind.edits} | {e for c in FORWARDS.values() for e, _ in c}
-    in_grid = {name for name, _ in GRID}
+    in_grid = {name for name, _ in GRID} - set(SCENE_EDITS)
     assert in_grid <= set(EDITS)
+    assert set(SCENE_EDITS) <= {name for name, _ in GRID}
     assert set(EDITS) - in_grid == set(NOT_IN_GRID)
     assert set(EDITS) - in_grid <= others
 
@@ -96,6 +97,7 @@ def test_every_condition_is_deterministic_for_a_seed(cond):
         "rotate_corners",
         "pad",
         "collage",
+        "phone_screenshot",
         "stickers",
         "caption",
         "recapture",
@@ -383,7 +385,99 @@ def test_chain_label_is_readable_and_serialisable():
     assert again == cond and str(again.strength) == str(steps)
 
 
-def test_grid_has_the_chains_of_two():
+def test_grid_has_the_chains_of_two_and_three():
     chains = {str(s) for name, strengths in GRID if name == "chain" for s in strengths}
     assert {"hflip+pad 0.2", "rotate_corners 10+crop 0.5", "collage 0.5+jpeg 70", "recapture 1.0+hflip"} <= chains
-    assert all(len(s) == 2 for name, strengths in GRID if name == "chain" for s in strengths)
+    assert {f"crop {a}+messenger" for a in (0.5, 0.25, 0.1)} | {"crop 0.36+rotate 7+messenger"} <= chains
+    assert all(len(s) in (2, 3) for name, strengths in GRID if name == "chain" for s in strengths)
+
+
+def test_grid_has_series_for_the_curves():
+    """Crop areas, rotation angles (cropped and with corners) and paste scales come in series,
+    so the report can draw TPR against each."""
+    grid: dict[str, list] = {}
+    for name, strengths in GRID:
+        grid.setdefault(name, []).extend(strengths)
+    assert {0.64, 0.5, 0.36, 0.25, 0.16, 0.1} <= set(grid["crop"])
+    assert sorted(grid["rotate"]) == ANGLES and sorted(grid["rotate_corners"]) == ANGLES
+    assert ANGLES[0] <= 5 and ANGLES[-1] >= 45 and all(b - a <= 5 for a, b in zip(ANGLES, ANGLES[1:]))
+    assert grid["paste"] == [0.7, 0.5, 0.35] and grid["photo_grid"] == [None]
+    assert {2.0, 0.25} <= set(grid["resize"]) and {0.5, 2.0} <= set(grid["gamma"])
+    assert {"messenger", "phone_screenshot"} <= set(grid)
+    labels = [c.label for c in conditions(GRID)]
+    assert len(labels) == len(set(labels))  # an edit listed twice repeats no strength
+
+
+def test_scene_edits_are_not_allowed_inside_chains():
+    with pytest.raises(ValueError, match="paste"):
+        conditions([("chain", [Chain([("paste", 0.5), ("jpeg", 70)])])])
+
+
+# -- new in the v3 grid ----------------------------------------------------------------------
+
+
+def test_messenger_caps_the_long_side_and_never_enlarges():
+    big = noise_image(400, 300)
+    out = D.messenger(big, 200, np.random.default_rng(0))
+    assert out.size == (200, 150)
+    small = noise_image(120, 90)
+    assert D.messenger(small, None, np.random.default_rng(0)).size == (120, 90)
+    assert np.array_equal(arr(D.messenger(small, None, np.random.default_rng(0))), arr(D.jpeg(small, 70, None)))
+
+
+def test_gamma_keeps_black_and_white_and_bends_the_middle():
+    ramp = Image.fromarray(np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2))
+    lo, hi = arr(D.gamma(ramp, 0.5, None))[0, :, 0], arr(D.gamma(ramp, 2.0, None))[0, :, 0]
+    assert lo[0] == hi[0] == 0 and lo[255] == hi[255] == 255
+    assert lo[64] == 128 and hi[128] == 64
+    assert np.all(np.diff(lo) >= 0) and np.all(np.diff(hi) >= 0)
+
+
+def test_phone_screenshot_shows_the_picture_full_width_between_the_bars():
+    img = smooth_image(270, 180, seed=3)
+    tops = set()
+    for seed in range(8):
+        out = D.phone_screenshot(img, None, np.random.default_rng(seed))
+        assert out.size == D.PHONE_SCREEN
+        shown = arr(img.resize((1080, 720), Image.Resampling.BICUBIC)).astype(float)
+        screen = arr(out).astype(float)
+        rows = [y for y in range(250, 2340 - 150 - 720 + 1, 4) if np.abs(screen[y : y + 720] - shown).mean() < 4]
+        assert rows, "the picture is not on the screen at full width"
+        tops.add(rows[0] // 40)
+        assert screen[:80].std() > 5 and screen[-150:].std() > 5  # status and input bars drawn
+    assert len(tops) > 2  # anywhere between the bars
+
+
+def solid_scenery(n, size, rng):
+    return [Image.new("RGB", size, (0, 200, 0)) for _ in range(n)]
+
+
+def test_paste_puts_the_picture_into_the_scenery_at_its_scale():
+    img = noise_image(64, 48)
+    out = arr(D.paste(img, 0.5, np.random.default_rng(0), solid_scenery))
+    expected = arr(img.resize((32, 24), Image.Resampling.BICUBIC))
+    (pos,) = find_exact(out, expected)
+    outside = np.ones((48, 64), bool)
+    outside[pos[1] : pos[1] + 24, pos[0] : pos[0] + 32] = False
+    assert np.all(out[outside] == (0, 200, 0))
+
+
+def test_photo_grid_puts_the_picture_in_one_cell_of_four():
+    img = noise_image(64, 48)
+    cells = set()
+    for seed in range(12):
+        out = arr(D.photo_grid(img, None, np.random.default_rng(seed), solid_scenery))
+        assert out.shape == (48, 64, 3)
+        (pos,) = find_exact(out, arr(img.resize((32, 24), Image.Resampling.BICUBIC)))
+        cells.add(pos)
+        assert (out == (0, 200, 0)).all(-1).sum() == 3 * 32 * 24
+    assert cells == {(0, 0), (32, 0), (0, 24), (32, 24)}
+
+
+def test_scene_conditions_use_the_given_scenery_or_generated_pictures():
+    img = noise_image(64, 48)
+    cond = Condition("paste", 0.5)
+    given = arr(cond.apply(img, np.random.default_rng(1), solid_scenery))
+    generated = arr(cond.apply(img, np.random.default_rng(1)))
+    assert (given == (0, 200, 0)).all(-1).sum() == 64 * 48 - 32 * 24
+    assert (generated == (0, 200, 0)).all(-1).sum() < 10

@@ -129,8 +129,10 @@ def test_eval_certify_attack_report(tmp_path, tiny_card, photo_dir):
     else:
         assert "attack is not working" in r.stderr
 
-    r = run_cli("report", out)
+    r = run_cli("report", out, "--curves", tmp_path / "curves.png")
     assert r.returncode == 0 and "## 2. Imperceptibility" in r.stdout and "40.72" in r.stdout
+    with Image.open(tmp_path / "curves.png") as im:
+        assert im.size[0] > 2 * im.size[1]  # three panels side by side
     assert "| SSIMULACRA 2 |" in r.stdout and "| JPEG q90 of the same 8 photos |" in r.stdout
 
 
@@ -140,7 +142,9 @@ def test_eval_workers_give_the_same_samples(tmp_path, tiny_stamper, photo_dir, m
     from deepraft.core.data import find_images
     from deepraft.evaluation.runner import EvalSettings, run_eval
 
-    settings = EvalSettings(grid=[("none", [None]), ("jpeg", [50]), ("rotate", [10])], variants=2, max_photos=3)
+    settings = EvalSettings(
+        grid=[("none", [None]), ("jpeg", [50]), ("rotate", [10]), ("paste", [0.5])], variants=2, max_photos=3
+    )
     files = find_images(photo_dir)
     a = run_eval(tiny_stamper, files, tmp_path / "a", settings)
     events: list[str] = []

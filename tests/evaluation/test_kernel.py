@@ -8,7 +8,7 @@ from PIL import Image
 
 from deepraft.core.imageio import Picture
 from deepraft.edits.grids import conditions
-from deepraft.evaluation.kernel import Sample, by_edit, grid_edits, measure
+from deepraft.evaluation.kernel import Sample, by_edit, files_scenery, grid_edits, measure
 
 
 def _picture(value: int) -> Picture:
@@ -58,3 +58,39 @@ def test_kept_copies_are_the_scored_ones():
         keep=lambda label, v, kind, img: kept.append((label, v, kind, float(np.asarray(img).mean()))),
     )
     assert kept == [("none", 0, "stamped", 30.0), ("none", 0, "clean", 40.0)]
+
+
+def test_files_scenery_draws_distinct_pictures_of_the_files_fitted_to_the_size(tmp_path):
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    files = []
+    for i, c in enumerate(colours):
+        f = tmp_path / f"p{i}.png"
+        Image.new("RGB", (80 + 20 * i, 60), c).save(f)
+        files.append(f)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    draw = files_scenery(files)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        pics = draw(3, (40, 30), rng)
+        assert [p.size for p in pics] == [(40, 30)] * 3
+        seen = [tuple(int(v) for v in np.asarray(p)[15, 20]) for p in pics]
+        assert len(set(seen)) == 3 and set(seen) <= set(colours)
+    # same draws, same pictures (the stamped and the clean copy of an edit)
+    a = [np.asarray(p) for p in draw(2, (40, 30), np.random.default_rng(5))]
+    b = [np.asarray(p) for p in draw(2, (40, 30), np.random.default_rng(5))]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # an unreadable file gives a generated picture; no files at all, generated ones
+    (only_broken,) = files_scenery([broken])(1, (40, 30), np.random.default_rng(0))
+    assert only_broken.size == (40, 30) and np.asarray(only_broken).std() > 1
+    assert [p.size for p in files_scenery([])(2, (16, 12), np.random.default_rng(0))] == [(16, 12)] * 2
+
+
+def test_grid_edits_pass_the_scenery_to_scene_edits():
+    def green(n, size, rng):
+        return [Image.new("RGB", size, (0, 200, 0)) for _ in range(n)]
+
+    ((label, edit),) = grid_edits(conditions([("paste", [0.5])]), green)
+    out = np.asarray(edit(Image.new("RGB", (64, 48), (9, 9, 9)), np.random.default_rng(0)))
+    assert label == "paste 0.5"
+    assert (out == (0, 200, 0)).all(-1).sum() == 64 * 48 - 32 * 24

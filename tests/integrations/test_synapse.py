@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from tests.apps.service.conftest import API_KEY, start_server, stop_server
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -185,11 +185,7 @@ def start_homeserver(py: str, root: Path, module_config: dict) -> Homeserver:
 
 
 def stop_homeserver(hs: Homeserver) -> None:
-    hs.proc.terminate()
-    try:
-        hs.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        hs.proc.kill()
+    stop_process(hs.proc)
 
 
 @pytest.fixture(scope="module")

@@ -459,7 +459,9 @@ def test_default_recipe_stages_fine_tune_each_other():
     strength; configs/default_stage3.yaml continues stage 2's at its strength, with an
     anti-aliased scanner (same weights) reading crops at the working copy's scale;
     configs/default.yaml (stage 4) continues stage 3 with the same model and a larger batch and
-    harder geometry; the recipe's chain names these stages in this order."""
+    harder geometry; configs/default_nonphoto.yaml fine-tunes stage 4's scanner alone (same
+    model, encoder frozen) with non-photos mixed in; the recipe's chain names these stages in
+    this order and ends on the non-photo run."""
     from deepraft.models import build_model
 
     s1, s2, s3, s4 = (
@@ -479,8 +481,11 @@ def test_default_recipe_stages_fine_tune_each_other():
     for name in ("affine", "crop", "occlude", "perspective"):  # harder geometry, never easier
         assert s4.augment.max_strength[name] >= s3.augment.max_strength[name]
     assert s4.augment.max_strength["collage"] < s3.augment.max_strength["collage"]  # smaller pastes
+    s5 = load_train_config(REPO / "configs" / "default_nonphoto.yaml")
+    assert s5.model == s4.model and s5.freeze == ["encoder"] and s5.data.nonphoto_fraction > 0
     recipe = (REPO / "scripts" / "make_model.sh").read_text()
-    assert "default_stage1:2500 default_stage2:2000 default_stage3:3000" in recipe
+    assert "default_stage1:2500 default_stage2:2000 default_stage3:3000 default:3295" in recipe
+    assert "FINAL=default_nonphoto" in recipe
 
 
 @pytest.mark.parametrize(

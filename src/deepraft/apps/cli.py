@@ -814,6 +814,9 @@ def _run_adversarial_cmd(stamper: Stamper, data: Path, out: Path, settings) -> N
 def report(
     folders: List[Path] = typer.Argument(..., help="Folders written by eval / certify / attack (one per model)."),
     out: Optional[Path] = typer.Option(None, help="Write the Markdown here (default: print it)."),
+    curves: Optional[Path] = typer.Option(
+        None, help="Also draw TPR against crop area, rotation angle and paste scale of every eval folder (a PNG)."
+    ),
 ) -> None:
     """The paper's three tables, our runs beside the published DeepRAFT numbers."""
     _require_extra("eval", "report")
@@ -824,11 +827,33 @@ def report(
         text = build_report(folders)
     except FileNotFoundError as exc:
         _usage(str(exc))
+    if curves is not None:
+        _write_curves(curves, folders)
     if out is None:
         sys.stdout.write(text)
     else:
         atomic_write_bytes(out, text.encode())
         err.print(f"wrote {out}", highlight=False)
+
+
+def _write_curves(path: Path, folders: List[Path]) -> None:
+    """The part curves (:func:`deepraft.evaluation.report.plot_part_curves`) of the eval folders
+    among ``folders``, each named by its model (and its folder when two share a model)."""
+    import json
+
+    from deepraft.evaluation.report import plot_part_curves
+
+    runs = {}
+    for f in folders:
+        if (f / "summary.json").is_file():
+            summary = json.loads((f / "summary.json").read_text())
+            if "conditions" in summary:
+                name = summary.get("model", f.name)
+                runs[name if name not in runs else f"{name} ({f.name})"] = summary
+    if not runs:
+        _usage("report --curves: none of the folders holds an eval summary.json")
+    plot_part_curves(path, runs)
+    err.print(f"wrote {path}", highlight=False)
 
 
 SERVE_EXIT_CANNOT_LISTEN = 4

@@ -171,6 +171,65 @@ def combined(img: Image.Image, s: Any, rng: np.random.Generator) -> Image.Image:
     return jpeg(brightness(crop(img, 0.7, rng), 1.2, rng), 70, rng)
 
 
+def messenger(img: Image.Image, long_side: Any, rng: np.random.Generator) -> Image.Image:
+    """What a messenger does to a sent photo: shrink it (never enlarge) so its long side is at
+    most ``long_side`` px (1280 when None), then JPEG quality 70."""
+    w, h = img.size
+    limit = 1280 if long_side is None else int(long_side)
+    if max(w, h) > limit:
+        f = limit / max(w, h)
+        img = img.resize((max(8, round(w * f)), max(8, round(h * f))), Image.Resampling.BICUBIC)
+    return jpeg(img, 70, rng)
+
+
+def gamma(img: Image.Image, g: Any, rng: np.random.Generator) -> Image.Image:
+    """Tone curve ``out = in ** g`` (g < 1 lifts the shadows, g > 1 darkens the mid-tones)."""
+    lut = [min(255, round(255.0 * (i / 255.0) ** float(g))) for i in range(256)]
+    return img.convert("RGB").point(lut * 3)
+
+
+PHONE_SCREEN = (1080, 2340)
+"""A phone screen in pixels (width, height), portrait."""
+
+
+def _chat_chrome(
+    d: ImageDraw.ImageDraw, w: int, h: int, bars: tuple[int, int, int], dark: bool, rng: np.random.Generator
+) -> None:
+    """A chat app's chrome on a ``w`` x ``h`` screen: status bar, header with a name, input bar."""
+    status, header, bottom = bars
+    fg, panel = ((235, 235, 235), (32, 36, 40)) if dark else ((20, 20, 20), (245, 245, 247))
+    d.rectangle([0, 0, w, status + header], fill=panel)
+    d.rectangle([0, h - bottom, w, h], fill=panel)
+    small, big = _font(round(status * 0.55)), _font(round(header * 0.3))
+    d.text((40, status * 0.2), f"{int(rng.integers(7, 23))}:{int(rng.integers(0, 60)):02d}", fill=fg, font=small)
+    d.ellipse([40, status + header * 0.2, 40 + header * 0.6, status + header * 0.8], fill=(120, 140, 200))
+    name = " ".join(CAPTION_WORDS[int(i)] for i in rng.integers(0, len(CAPTION_WORDS), 2)).title()
+    d.text((60 + header * 0.6, status + header * 0.3), name, fill=fg, font=big)
+    d.rounded_rectangle(
+        [30, h - bottom + 25, w - 160, h - 25], radius=bottom // 3, fill=(255, 255, 255) if not dark else (60, 64, 70)
+    )
+    d.ellipse([w - 130, h - bottom + 25, w - 30, h - 25], fill=(40, 160, 90))
+
+
+def phone_screenshot(img: Image.Image, s: Any, rng: np.random.Generator) -> Image.Image:
+    """A phone screenshot of the picture shown in a chat: a 1080 x 2340 screen (light or dark
+    theme) with a status bar, the chat's header and its input bar; the picture full width (or
+    as tall as the room between the bars), anywhere between them; saved as PNG then uploaded as
+    JPEG 90."""
+    sw, sh = PHONE_SCREEN
+    bars = (80, 170, 150)
+    dark = bool(rng.random() < 0.5)
+    screen = Image.new("RGB", (sw, sh), (12, 14, 16) if dark else (230, 222, 210))
+    room = sh - sum(bars)
+    w, h = img.size
+    f = min(sw / w, room / h)
+    pw, ph = max(8, round(w * f)), max(8, round(h * f))
+    top = bars[0] + bars[1] + _offset(rng, room - ph)
+    screen.paste(img.convert("RGB").resize((pw, ph), Image.Resampling.BICUBIC), ((sw - pw) // 2, top))
+    _chat_chrome(ImageDraw.Draw(screen), sw, sh, bars, dark, rng)
+    return jpeg(reencode(screen, "PNG").convert("RGB"), 90, rng)
+
+
 # -- what a forwarder does to get a picture through ---------------------------------------------
 
 
@@ -317,14 +376,22 @@ def collage_geometry(w: int, h: int, scale: float, rng: np.random.Generator) -> 
     return pw, ph, _offset(rng, w - pw), _offset(rng, h - ph)
 
 
+def paste_into(
+    img: Image.Image, scale: float, rng: np.random.Generator, backdrop: Callable[[int, int], Image.Image]
+) -> Image.Image:
+    """``img`` shrunk to ``scale`` of each side and pasted anywhere onto ``backdrop(w, h)``, a
+    picture of its size (drawn after the placement; a copy, so a shared backdrop stays as it was)."""
+    w, h = img.size
+    pw, ph, x0, y0 = collage_geometry(w, h, float(scale), rng)
+    canvas = backdrop(w, h).convert("RGB").copy()
+    canvas.paste(img.convert("RGB").resize((pw, ph), Image.Resampling.BICUBIC), (x0, y0))
+    return canvas
+
+
 def collage(img: Image.Image, scale: Any, rng: np.random.Generator) -> Image.Image:
     """The picture shrunk to ``scale`` of each side of the canvas (a canvas the size of the
     picture) and pasted anywhere into an unrelated picture (:func:`natural_background`)."""
-    w, h = img.size
-    pw, ph, x0, y0 = collage_geometry(w, h, float(scale), rng)
-    canvas = natural_background(w, h, rng)
-    canvas.paste(img.convert("RGB").resize((pw, ph), Image.Resampling.BICUBIC), (x0, y0))
-    return canvas
+    return paste_into(img, float(scale), rng, lambda w, h: natural_background(w, h, rng))
 
 
 def _emoji(d: ImageDraw.ImageDraw, box: list[float], colour: tuple[int, int, int], rng: np.random.Generator) -> None:
@@ -578,6 +645,44 @@ def chain(img: Image.Image, steps: Any, rng: np.random.Generator) -> Image.Image
     return img
 
 
+Scenery = Callable[[int, tuple[int, int], np.random.Generator], list[Image.Image]]
+"""``(n, (width, height), rng) -> n`` other pictures of that size, drawn with ``rng``: what a
+scene edit puts around the picture."""
+
+SceneEdit = Callable[[Image.Image, Any, np.random.Generator, Scenery], Image.Image]
+"""``(image, strength, rng, scenery) -> image``: an edit that puts the picture among others."""
+
+
+def generated_scenery(n: int, size: tuple[int, int], rng: np.random.Generator) -> list[Image.Image]:
+    """``n`` pictures of :func:`natural_background` (when no real photos are at hand)."""
+    return [natural_background(size[0], size[1], rng) for _ in range(n)]
+
+
+def paste(img: Image.Image, scale: Any, rng: np.random.Generator, scenery: Scenery) -> Image.Image:
+    """The picture shrunk to ``scale`` of each side and pasted anywhere into another picture of
+    its size from ``scenery`` (in the evaluation: another photo of the set)."""
+    return paste_into(img, float(scale), rng, lambda w, h: scenery(1, (w, h), rng)[0])
+
+
+def photo_grid(img: Image.Image, s: Any, rng: np.random.Generator, scenery: Scenery) -> Image.Image:
+    """A 2 x 2 grid the size of the picture: the picture, shrunk to half of each side, in a
+    random cell, three pictures from ``scenery`` in the others."""
+    w, h = img.size
+    cw, ch = max(8, w // 2), max(8, h // 2)
+    cells = [(0, 0), (cw, 0), (0, ch), (cw, ch)]
+    mine = int(rng.integers(4))
+    others = iter(scenery(3, (cw, ch), rng))
+    canvas = Image.new("RGB", (2 * cw, 2 * ch))
+    for i, at in enumerate(cells):
+        canvas.paste(img.convert("RGB").resize((cw, ch), Image.Resampling.BICUBIC) if i == mine else next(others), at)
+    return canvas
+
+
+SCENE_EDITS: dict[str, SceneEdit] = {"paste": paste, "photo_grid": photo_grid}
+"""Edits that put the picture among other pictures (a :data:`Scenery`): collages of real photos.
+The evaluation draws the scenery from the other photos of its set."""
+
+
 EDITS: dict[str, Edit] = {
     "none": none,
     "jpeg": jpeg,
@@ -616,6 +721,9 @@ EDITS: dict[str, Edit] = {
     "color": color,
     "border": border,
     "caption_bar": caption_bar,
+    "messenger": messenger,
+    "gamma": gamma,
+    "phone_screenshot": phone_screenshot,
 }
 """Every benign edit by name. The evaluation grid, calibration and the demo select from it."""
 
@@ -683,13 +791,13 @@ TRAINING_COUNTERPARTS: dict[str, tuple[str, ...]] = {
     "rotate": ("rotate", "rotate_corners", "tilt"),
     "crop": ("crop", "crop_uniform", "center_crop"),
     "resize": ("resize",),
-    "color": ("brightness", "contrast", "saturation", "hue", "color"),
+    "color": ("brightness", "contrast", "saturation", "hue", "color", "gamma"),
     "exposure": ("brightness",),
     "defocus": ("defocus",),
     "blur": ("gaussian_blur",),
     "perspective": ("perspective", "recapture"),
     "noise": ("noise",),
-    "jpeg": ("jpeg", "webp"),
+    "jpeg": ("jpeg", "webp", "messenger"),
     "d4": ("hflip", "vflip", "rot90", "rot180", "rot270"),
     "jitter": ("crop", "center_crop", "resize"),
     "affine": ("rotate_corners", "rotate_expand", "pad", "border", "stretch"),

@@ -24,7 +24,7 @@ from deepraft.core.fileio import atomic_write_bytes
 from deepraft.core.imageio import ImageError, read_image
 from deepraft.edits.grids import conditions
 from deepraft.evaluation.calibrate import rates_by_kind
-from deepraft.evaluation.kernel import grid_edits, measure
+from deepraft.evaluation.kernel import files_scenery, grid_edits, measure
 
 if TYPE_CHECKING:
     from deepraft.runtime.stamper import Stamper
@@ -66,7 +66,7 @@ def run_clean_eval(
     settings = settings or CleanSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    edits = grid_edits(conditions(settings.grid))
+    conds = conditions(settings.grid)
     rows: list[tuple[str, str, str, int, float]] = []
     failed: list[str] = []
     items = list(enumerate(sources))
@@ -77,12 +77,13 @@ def run_clean_eval(
             failed.append(str(exc))
             continue
         draws = partial(_draw, settings.seed, i)
+        edits = grid_edits(conds, files_scenery([o for o, _ in sources if o != f]))
         for s in measure(stamper.copies.score_pictures, None, pic, edits, settings.variants, seed=draws):
             rows.append((Path(f).name, kind, s.edit, s.variant, s.score))
     if not rows:
         raise ValueError("eval --clean-only: no readable pictures")
     summary = summarise(rows, stamper.card.thresholds, stamper.card.default_fpr)
-    summary.update(model=stamper.card.name, grid=[label for label, _ in edits], variants=settings.variants)
+    summary.update(model=stamper.card.name, grid=[c.label for c in conds], variants=settings.variants)
     summary["failed"] = failed
     buf = io.StringIO(newline="")
     w = csv.writer(buf)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from deepraft.core.imageio import Picture, picture_from_pil
-from deepraft.edits.grids import Condition
+from deepraft.edits.grids import Condition, Scenery, generated_scenery
 
 EditFn = Callable[[Image.Image, np.random.Generator], Image.Image]
 """An edit: (picture, random generator) -> edited picture."""
@@ -37,9 +38,41 @@ class Sample:
     score: float
 
 
-def grid_edits(conds: Sequence[Condition]) -> list[tuple[str, EditFn]]:
-    """A grid of :class:`~deepraft.edits.grids.Condition` cells as (label, edit) pairs."""
-    return [(c.label, c.apply) for c in conds]
+def grid_edits(conds: Sequence[Condition], scenery: Scenery | None = None) -> list[tuple[str, EditFn]]:
+    """A grid of :class:`~deepraft.edits.grids.Condition` cells as (label, edit) pairs; scene
+    edits draw their other pictures from ``scenery``."""
+    return [(c.label, lambda img, rng, c=c: c.apply(img, rng, scenery)) for c in conds]
+
+
+def files_scenery(files: Sequence[Path], cache_size: int = 4) -> Scenery:
+    """A :data:`~deepraft.edits.grids.Scenery` drawing distinct pictures of ``files`` (with
+    repeats only when there are fewer than asked for; generated ones when there are none), each
+    cropped to the asked aspect ratio around its centre and resized to the asked size. The last
+    ``cache_size`` pictures made are kept, so the stamped and the clean copy of an edit (same
+    draws) decode them once. An unreadable file is skipped for a generated picture."""
+    files = list(files)
+    made: dict[tuple[Path, tuple[int, int]], Image.Image] = {}
+
+    def fitted(f: Path, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+        key = (f, size)
+        if key not in made:
+            try:
+                with Image.open(f) as im:
+                    im.draft("RGB", size)
+                    made[key] = ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), size, Image.Resampling.BICUBIC)
+            except (OSError, ValueError, Image.DecompressionBombError):
+                return generated_scenery(1, size, rng)[0]
+            while len(made) > cache_size:
+                made.pop(next(iter(made)))
+        return made[key]
+
+    def draw(n: int, size: tuple[int, int], rng: np.random.Generator) -> list[Image.Image]:
+        if not files:
+            return generated_scenery(n, size, rng)
+        picks = rng.choice(len(files), size=n, replace=n > len(files))
+        return [fitted(files[int(i)], size, rng) for i in picks]
+
+    return draw
 
 
 def measure(

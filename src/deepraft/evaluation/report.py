@@ -67,6 +67,56 @@ def plot_tpr_vs_strength(out_dir: Path, summary: dict) -> Path:
     return path
 
 
+PART_CURVES: dict[str, tuple[str, dict[str, str]]] = {
+    "crop area kept": ("area", {"crop": "crop", "crop+messenger": r"crop ([0-9.]+)\+messenger"}),
+    "rotation (degrees)": ("angle", {"cropped": "rotate", "black corners": "rotate_corners"}),
+    "pasted into a photo (side)": ("scale", {"paste": "paste"}),
+}
+"""The panels of :func:`plot_part_curves`: title -> (x label, {series: the edit name, or a
+pattern of a chain's label whose group is the x value})."""
+
+
+def part_curve(summary: dict, key: str) -> list[tuple[float, float]]:
+    """(strength, TPR at the calibrated threshold) of one series of :data:`PART_CURVES`: the
+    rows of edit ``key``, or the chains whose label matches the pattern ``key``."""
+    import re
+
+    pts = []
+    for row in summary["conditions"]:
+        if row["edit"] == key and isinstance(row["strength"], (int, float)):
+            pts.append((float(row["strength"]), row["tpr_at_calibrated"]))
+        elif row["edit"] == "chain" and (m := re.fullmatch(key, str(row["strength"]))):
+            pts.append((float(m.group(1)), row["tpr_at_calibrated"]))
+    return sorted(pts)
+
+
+def plot_part_curves(path: Path, runs: dict[str, dict]) -> Path:
+    """TPR against crop area, rotation angle and paste scale for each run (name -> eval
+    summary), one panel each; a series a run does not have is left out."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(PART_CURVES), figsize=(4.2 * len(PART_CURVES), 3.4), squeeze=False)
+    styles = ["o-", "s--", "^-.", "d:"]
+    for ax, (title, (xlabel, series)) in zip(axes.flat, PART_CURVES.items()):
+        for ci, (name, summary) in enumerate(runs.items()):
+            for si, (label, key) in enumerate(series.items()):
+                pts = part_curve(summary, key)
+                if pts:
+                    ax.plot(*zip(*pts), styles[si % len(styles)], color=f"C{ci}", label=f"{name}: {label}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not in these runs", ha="center", va="center", transform=ax.transAxes)
+    axes.flat[0].set_ylabel("TPR at the card's threshold")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _fmt(v: object, digits: int = 3) -> str:
     if v is None:
         return "n/a"
@@ -230,7 +280,11 @@ def write_eval_report(out_dir: Path) -> Path:
             "combined",
         }
     ]
-    plots = [plot_roc(out_dir, focus or labels[:8]), plot_tpr_vs_strength(out_dir, summary)]
+    plots = [
+        plot_roc(out_dir, focus or labels[:8]),
+        plot_tpr_vs_strength(out_dir, summary),
+        plot_part_curves(out_dir / "tpr_vs_part.png", {summary["model"]: summary}),
+    ]
     path = out_dir / "report.md"
     path.write_text(eval_markdown(summary, plots))
     return path

@@ -25,7 +25,7 @@ from deepraft.core.imageio import ImageError, read_image
 from deepraft.core.measures import luma, psnr_uint8
 from deepraft.edits.benign import crop
 from deepraft.edits.grids import GRID, QUICK_GRID, Condition, conditions
-from deepraft.evaluation.kernel import grid_edits, measure
+from deepraft.evaluation.kernel import files_scenery, grid_edits, measure
 from deepraft.evaluation.metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from deepraft.evaluation.quality import (
     LpipsUnavailable,
@@ -144,8 +144,10 @@ def _eval_photo(
     settings: EvalSettings,
     lp: Any = None,
     butteraugli_path: str | None = None,
+    others: Sequence[Path] = (),
 ) -> tuple[dict[str, Any], _Samples]:
-    """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean copies."""
+    """Stamp one photo, measure it, and scan every condition x variant of its stamped and clean
+    copies; scene edits (pastes, grids) put it among ``others`` (the set's other photos)."""
     pic = read_image(f, max_pixels=stamper.max_pixels)
     stamped = stamper.protect(pic)
     row = {
@@ -159,7 +161,7 @@ def _eval_photo(
         stamper.copies.score_pictures,
         stamped,
         pic,
-        grid_edits(conds),
+        grid_edits(conds, files_scenery(others)),
         settings.variants,
         seed=lambda ci, v: sample_seed(settings.seed, pi, ci, v),
         view=view_variant,
@@ -185,11 +187,11 @@ def _worker_init(model: str, max_pixels: int | None) -> None:
 
 
 def _worker_photo(
-    args: tuple[Path, int, list[Condition], EvalSettings, str | None],
+    args: tuple[Path, int, list[Condition], EvalSettings, str | None, list[Path]],
 ) -> tuple[dict[str, Any], _Samples] | ImageError:
-    f, pi, conds, settings, butteraugli_path = args
+    f, pi, conds, settings, butteraugli_path, others = args
     try:
-        return _eval_photo(_WORKER["stamper"], f, pi, conds, settings, butteraugli_path=butteraugli_path)
+        return _eval_photo(_WORKER["stamper"], f, pi, conds, settings, butteraugli_path=butteraugli_path, others=others)
     except ImageError as exc:
         return exc
 
@@ -250,16 +252,24 @@ def _eval_all(
             card.path if card.path is not None and (card.path / "card.json").exists() else card.weights_path
         )
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
-            jobs = pool.map(_worker_photo, [(f, pi, conds, settings, butteraugli_path) for pi, f in enumerate(files)])
+            jobs = pool.map(
+                _worker_photo,
+                [(f, pi, conds, settings, butteraugli_path, _others(files, f)) for pi, f in enumerate(files)],
+            )
             # consumed inside the pool's block: leaving it first waits for every photo, and the
             # progress lines then all came at the end
             collect(progress(jobs) if progress else jobs)
     else:
         collect(
-            _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
+            _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path, _others(files, f))
             for pi, f in enumerate(progress(files) if progress else files)
         )
     return images, samples, failed
+
+
+def _others(files: list[Path], f: Path) -> list[Path]:
+    """The photos a scene edit may put ``f`` among: every other photo of the set."""
+    return [o for o in files if o != f]
 
 
 def _try_photo(
@@ -270,9 +280,10 @@ def _try_photo(
     settings: EvalSettings,
     lp: Any,
     butteraugli_path: str | None,
+    others: list[Path],
 ) -> tuple[dict[str, Any], _Samples] | ImageError:
     try:
-        return _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path)
+        return _eval_photo(stamper, f, pi, conds, settings, lp, butteraugli_path, others)
     except ImageError as exc:
         return exc
 

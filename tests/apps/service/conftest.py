@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import stop_process
+
 API_KEY = "test-key-123"
 
 
@@ -78,11 +80,7 @@ def start_server(folder: Path, *args: str, api_key: str | None = API_KEY) -> Ser
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    stop_process(server.proc, timeout=20)
 
 
 @pytest.fixture(scope="session")
