@@ -90,23 +90,22 @@ def test_info(tiny_card):
 
 
 def test_export_cli(tmp_path, tiny_run, photo_dir):
-    r = run_cli(
-        "export",
-        tiny_run,
-        "--name",
-        "t2",
-        "--out",
-        tmp_path / "card",
-        "--calib-data",
-        photo_dir,
-        "--variants",
-        "2",
-        "--fpr",
-        "0.1",
-    )
+    def export(out: str):
+        common = ("--name", "t2", "--calib-data", photo_dir, "--variants", "2", "--fpr", "0.1")
+        return run_cli("export", tiny_run, "--out", tmp_path / out, *common, "--calib-cache", tmp_path / "calib.jsonl")
+
+    r = export("card")
     assert r.returncode == 0, r.stderr
     card = json.loads((tmp_path / "card" / "card.json").read_text())
     assert set(card["thresholds"]) == {"0.1", "0.001"}
+    assert (tmp_path / "card" / "scanner.onnx").is_file()  # calibrated with the graph the card ships
+    n_photos = len(list(photo_dir.iterdir()))
+    assert len((tmp_path / "calib.jsonl").read_text().splitlines()) == n_photos  # a line per calibration photo
+    # the same export again resumes from the cache: nothing scored anew, the same thresholds
+    again = export("again")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again" / "card.json").read_text())["thresholds"] == card["thresholds"]
+    assert len((tmp_path / "calib.jsonl").read_text().splitlines()) == n_photos
 
 
 def test_export_scan_scales_replace_the_runs_and_say_so(tmp_path, tiny_run, photo_dir):

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from deepraft.evaluation.calibrate import (
+    ScoreCache,
     _step_label,
     bootstrap_threshold,
     calibrate,
@@ -59,6 +60,42 @@ def test_calibrate_with_a_known_scorer(tmp_path):
     for k in ("0.5", "0.1"):  # the photo-bootstrap bound never lies below the empirical threshold
         assert cal.thresholds[k] >= cal.empirical[k]
     assert cal.as_dict()["empirical_thresholds"] == cal.empirical
+
+
+def test_a_cached_calibration_resumes_with_the_same_result_and_scores_only_what_is_new(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        synthetic_photo(i, 96 + 8 * i, 80).save(photos / f"p{i}.png")
+    files = sorted(photos.iterdir())
+    scored: list[int] = []
+
+    def score(images: list[Image.Image]) -> list[float]:
+        scored.append(len(images))
+        return [_area_then_pixels(im) for im in images]
+
+    def run(cache):
+        return calibrate(
+            score, files, fprs=(0.1,), variants_per_image=6, generated=2, generated_variants=3, cache=cache
+        )
+
+    plain = run(None)
+    assert sum(scored) == 3 * 6 + 2 * 3
+    cache_file = tmp_path / "cache.jsonl"
+    # a first export stops after two photos: the cache holds them, and a cut-off last line
+    scored.clear()
+    calibrate(score, files[:2], fprs=(0.1,), variants_per_image=6, cache=ScoreCache(cache_file, "w1"))
+    with cache_file.open("a") as fh:
+        fh.write('{"key": "w1|p2.png|6|2", "kind": "ph')
+    scored.clear()
+    resumed = run(ScoreCache(cache_file, "w1"))
+    assert sum(scored) == 6 + 2 * 3  # the third photo and the generated pictures only
+    assert resumed.as_dict() == plain.as_dict()
+    assert set(resumed.kinds) == set(plain.kinds) and any(k.startswith("generated ") for k in plain.kinds)
+    scored.clear()
+    assert run(ScoreCache(cache_file, "w1")).as_dict() == plain.as_dict() and scored == []  # all cached now
+    run(ScoreCache(cache_file, "other weights"))
+    assert sum(scored) == 3 * 6 + 2 * 3  # another model's scores are never reused
 
 
 def _area_then_pixels(im: Image.Image) -> float:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepraft.edits.grids import conditions
 from deepraft.evaluation.calibrate import calibrate, fpr_upper_bound, rates_by_kind
-from deepraft.evaluation.false_blocks import CleanSettings, run_clean_eval
+from deepraft.evaluation.false_blocks import FALSE_BLOCK_GRID, CleanSettings, run_clean_eval
 from tests.conftest import run_cli, synthetic_photo
 
 
@@ -123,3 +124,18 @@ def synthetic_dir(tmp_path):
     d.mkdir(exist_ok=True)
     synthetic_photo(1).save(d / "a.png")
     return d
+
+
+def test_eval_grid_option_runs_the_false_block_edits_on_stamped_pictures(tmp_path, tiny_card):
+    """``eval --grid false-blocks``: the stamped-and-clean eval under the false-block edits (TPR
+    on stamped non-photos); an unknown grid name is a usage error naming the known ones."""
+    out = tmp_path / "stamped"
+    r = run_cli(
+        "eval", "--model", tiny_card, "--data", synthetic_dir(tmp_path), "--out", out, "--grid", "false-blocks",
+        "--variants", "1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    labels = [c["label"] for c in json.loads((out / "summary.json").read_text())["conditions"]]
+    assert labels == [c.label for c in conditions(FALSE_BLOCK_GRID)]
+    r = run_cli("eval", "--model", tiny_card, "--data", synthetic_dir(tmp_path), "--out", out, "--grid", "nope")
+    assert r.returncode == 2 and "full, quick, false-blocks" in r.stderr

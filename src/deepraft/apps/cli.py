@@ -443,6 +443,11 @@ def export(
     ),
     calib_nonphoto: Optional[Path] = NONPHOTO_CALIB,
     calib_generated: int = GENERATED_CALIB,
+    calib_cache: Optional[Path] = typer.Option(
+        None,
+        help="Keep each calibration picture's scores in this file as they come; rerun the same command to "
+        "resume a stopped export from there (scores of other weights or draws are not reused).",
+    ),
 ) -> None:
     """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
     model into ONNX graphs for mobile and edge clients)."""
@@ -471,6 +476,7 @@ def export(
             scan_scales=scan_scales or None,
             calib_nonphoto=calib_nonphoto,
             calib_generated=calib_generated,
+            calib_cache=calib_cache,
         )
     except (FileNotFoundError, ValueError) as exc:
         _usage(str(exc))
@@ -601,6 +607,11 @@ def eval_cmd(
     split: Optional[str] = typer.Option(
         None, help="With a MANIFEST.tsv in --data: only the packages of this split (train, val or test)."
     ),
+    grid: Optional[str] = typer.Option(
+        None,
+        help="The edits: full (every condition), quick (--quick's) or false-blocks (what --clean-only does to "
+        "each picture); default full, quick with --quick.",
+    ),
 ) -> None:
     """Imperceptibility and robustness over the edit grid, stamped and clean copies alike; with
     --clean-only, how often clean pictures of each kind are flagged."""
@@ -613,6 +624,8 @@ def eval_cmd(
         return
 
     settings = EvalSettings.quick() if quick else EvalSettings()
+    if grid is not None:
+        settings.grid = _named_grid(grid)
     settings.seed = seed
     if variants is not None:
         settings.variants = variants
@@ -630,6 +643,17 @@ def eval_cmd(
     imp = summary["imperceptibility"]["psnr"]
     err.print(f"{summary['n_photos']} photos, PSNR {imp['mean']:.2f} dB; report {report}", highlight=False)
     raise typer.Exit(EXIT_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _named_grid(name: str) -> list[tuple[str, list]]:
+    """The edit grid ``eval --grid`` names, or a usage error listing the names."""
+    from deepraft.edits.grids import GRID, QUICK_GRID
+    from deepraft.evaluation.false_blocks import FALSE_BLOCK_GRID
+
+    grids = {"full": GRID, "quick": QUICK_GRID, "false-blocks": FALSE_BLOCK_GRID}
+    if name not in grids:
+        _usage(f"eval --grid: unknown grid {name!r}; known: {', '.join(grids)}")
+    return list(grids[name])
 
 
 @app.command()

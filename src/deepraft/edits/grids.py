@@ -57,7 +57,7 @@ EVAL_EDITS = EDITS
 """The evaluation's edits: the benign-edit registry ."""
 
 ANGLES = [5, 10, 15, 20, 25, 30, 35, 40, 45]
-"""Rotation angles of the grid (each drawn within +-20 % with a random sign by the rotate edits)."""
+"""Rotation angles of the grid (random sign; ``rotate_corners`` also draws the angle within +-20 %)."""
 
 GRID: list[tuple[str, list[Any]]] = [
     ("none", [None]),

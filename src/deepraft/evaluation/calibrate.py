@@ -9,6 +9,7 @@ The benign edits are the upload subset of the edit registry (:mod:`deepraft.edit
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -181,21 +182,75 @@ class Calibration:
         }
 
 
+class ScoreCache:
+    """The clean scores of a calibration as they are made, one JSON line per picture in ``path``,
+    keyed by the model's weights (``model_key``: their SHA-256), the picture and its variants'
+    count and seed: a calibration stopped part-way (a 30,000-sample one takes hours on two
+    cores) resumes from the pictures already scored, and a cache of other weights or other draws
+    is never reused. A line cut short by a stop is ignored."""
+
+    def __init__(self, path: Path, model_key: str) -> None:
+        self.path, self.model_key = Path(path), model_key
+        self.known: dict[str, tuple[str, list[float], list[str]]] = {}
+        text = self.path.read_text() if self.path.exists() else ""
+        self._cut = bool(text) and not text.endswith("\n")  # a line cut short: the next starts on its own
+        if text:
+            for line in text.splitlines():
+                try:
+                    row = json.loads(line)
+                    self.known[str(row["key"])] = (str(row["kind"]), [float(v) for v in row["scores"]], row["edits"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+
+    def key(self, name: str, count: int, vseed: int) -> str:
+        return f"{self.model_key}|{name}|{count}|{vseed}"
+
+    def get(self, key: str) -> tuple[str, list[float], list[str]] | None:
+        """(kind, scores, edit labels) of a picture scored before, or None."""
+        return self.known.get(key)
+
+    def put(self, key: str, kind: str, scores: list[float], edits: list[str]) -> None:
+        self.known[key] = (kind, scores, edits)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(
+                ("\n" if self._cut else "") + json.dumps({"key": key, "kind": kind, "scores": scores, "edits": edits})
+            )
+            fh.write("\n")
+        self._cut = False
+
+
+Source = Callable[[], tuple[str, Image.Image]]
+"""What makes a calibration picture when it is needed: () -> (kind, picture)."""
+
+
 class _CleanScores:
     """The clean scores of a calibration, grouped by picture (a picture's variants are correlated),
     with each group's kind and the highest scores tagged with their picture and edit."""
 
-    def __init__(self, score_fn: Callable[[list[Image.Image]], list[float]], tail_size: int) -> None:
-        self.score_fn, self.tail_size = score_fn, tail_size
+    def __init__(
+        self, score_fn: Callable[[list[Image.Image]], list[float]], tail_size: int, cache: ScoreCache | None = None
+    ) -> None:
+        self.score_fn, self.tail_size, self.cache = score_fn, tail_size, cache
         self.groups: list[list[float]] = []
         self.kinds: list[str] = []
         self.tagged: list[tuple[float, str, str]] = []
         self.failed: list[str] = []
         self.n_images = 0
 
-    def add(self, img: Image.Image, name: str, kind: str, count: int, vseed: int) -> None:
-        labels: list[str] = []
-        group = [float(v) for v in self.score_fn(list(clean_variants(img, count, vseed, labels)))]
+    def add(self, make: Source, name: str, count: int, vseed: int) -> None:
+        """Score ``count`` benign variants of the picture ``make`` makes (not made at all when the
+        cache holds its scores)."""
+        key = self.cache.key(name, count, vseed) if self.cache is not None else ""
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None and len(hit[1]) == count:
+            kind, group, labels = hit
+        else:
+            kind, img = make()
+            labels = []
+            group = [float(v) for v in self.score_fn(list(clean_variants(img, count, vseed, labels)))]
+            if self.cache is not None:
+                self.cache.put(key, kind, group, labels)
         self.groups.append(group)
         self.kinds.append(kind)
         self.tagged.extend(sorted(zip(group, [name] * len(group), labels), reverse=True)[: self.tail_size])
@@ -211,12 +266,16 @@ class _CleanScores:
 
         for i, (f, kind) in enumerate(progress(sources) if progress else sources):
             try:
-                pic = read_image(f)
+                self.add(
+                    lambda f=f, kind=kind: (kind, Image.fromarray(read_image(f).rgb)),
+                    Path(f).name,
+                    variants,
+                    seed * 100_003 + i,
+                )
             except ImageError as exc:
                 self.failed.append(str(exc))
                 continue
             self.n_images += 1
-            self.add(Image.fromarray(pic.rgb), Path(f).name, kind, variants, seed * 100_003 + i)
 
     def add_generated(
         self, count: int, variants: int, seed: int, offset: int, progress: Callable[[Iterable], Iterable] | None
@@ -224,8 +283,12 @@ class _CleanScores:
         from deepraft.training.nonphoto import generate
 
         for j in progress(range(count)) if progress else range(count):
-            kind, img = generate(seed, j)
-            self.add(img, f"generated {kind} {j}", f"generated {kind}", variants, seed * 100_003 + offset + j)
+
+            def make(j: int = j) -> tuple[str, Image.Image]:
+                kind, img = generate(seed, j)
+                return f"generated {kind}", img
+
+            self.add(make, f"generated {j}", variants, seed * 100_003 + offset + j)
 
 
 def calibrate(
@@ -241,17 +304,19 @@ def calibrate(
     kinds: Sequence[str] | None = None,
     generated: int = 0,
     generated_variants: int = 10,
+    cache: ScoreCache | None = None,
 ) -> Calibration:
     """Score every file and its benign variants with ``score_fn`` and derive thresholds; the
     ``tail_size`` highest clean scores are kept with their photo and edit. ``kinds`` names the
     kind of each file (default: all ``photo``); ``generated`` non-photos
     (:func:`deepraft.training.nonphoto.generate`, stream ``seed``) join with
     ``generated_variants`` variants each. The card's thresholds come from all of them together;
-    the rate above each, with its upper bound, is reported per kind."""
+    the rate above each, with its upper bound, is reported per kind. ``cache``: where the
+    scores of each picture are kept as they come, and found again on a rerun (:class:`ScoreCache`)."""
     file_kinds = list(kinds) if kinds is not None else ["photo"] * len(files)
     if len(file_kinds) != len(files):
         raise ValueError(f"calibration: {len(files)} files but {len(file_kinds)} kinds")
-    pool = _CleanScores(score_fn, tail_size)
+    pool = _CleanScores(score_fn, tail_size, cache)
     pool.add_files(list(zip(files, file_kinds)), variants_per_image, seed, progress)
     if generated > 0:
         pool.add_generated(generated, generated_variants, seed, len(files), progress)
