@@ -83,13 +83,14 @@ def turned(arr: np.ndarray, degrees: int) -> np.ndarray:
 def read_grid(stamper, pic) -> np.ndarray:
     """(len(SCALES), len(ANGLES)) logits of one picture's scan copy."""
     model, copies = stamper.model, stamper.copies
+    read = copies.read or model.read  # the scan engine (ONNX Runtime on a CPU), else the model
     (scan,) = copies.scan_arrays([pic])
     top = max(model.cfg.scan_scales)
     out = np.zeros((len(SCALES), len(ANGLES)), np.float32)
     for j, a in enumerate(ANGLES):
         t = copies.batch([turned(scan, a)])
         for i, s in enumerate(SCALES):
-            out[i, j] = float(model.read(Fn.rescale(t, s / top))[0])
+            out[i, j] = float(read(Fn.rescale(t, s / top))[0])
     return out
 
 
@@ -155,8 +156,7 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    stamper = deepraft.load(args.model, device="cpu", engine="torch")
+    stamper = deepraft.load(args.model, device="cpu")
     photos = find_images(args.data)[: args.photos]
     nonphotos = split_files(args.nonphoto, "val") if args.nonphoto and args.nonphoto.is_dir() else []
     nonphotos = nonphotos[: args.max_nonphoto] if args.max_nonphoto is not None else nonphotos

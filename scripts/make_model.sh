@@ -5,9 +5,11 @@
 # MODEL: default (stamp v2): configs/default_stage1.yaml for 2,500 steps, its fine-tune
 # configs/default_stage2.yaml for 2,000 steps, configs/default_stage3.yaml for 3,000 steps, the
 # fine-tune configs/default.yaml (3,295 steps of batch 64: the bundled one ran on a lent GPU,
-# pass --device cuda --workers 6 there), then the scanner-only fine-tune against false blocks
-# configs/default_nonphoto.yaml (1,200 steps, with the non-photos of $NONPHOTO; calibrated on
-# photos, those non-photos' val packages and 3,000 generated pictures). STAGES lists
+# pass --device cuda --workers 6 there). A stage whose config mixes in non-photos
+# (data.nonphoto_fraction) trains with those of $NONPHOTO, and a model ending on one is
+# calibrated on their val packages and 3,000 generated pictures too (the scanner-only fine-tune
+# against false blocks, configs/default_nonphoto.yaml, was not bundled: see
+# benchmarks/results/nonphoto_finetune_step1200/README.md). STAGES lists
 # the runs before MODEL as CONFIG[:UNTIL_STEP], each started from the one before; the first models
 # (configs/default_base.yaml, then a fine-tune such as configs/hardened.yaml) are made with
 # STAGES=default_base scripts/make_model.sh hardened.
@@ -18,16 +20,16 @@ MODEL=${1:?usage: scripts/make_model.sh MODEL [train options]}
 shift
 PHOTOS=${PHOTOS:-../shared/data/photos}
 NONPHOTO=${NONPHOTO:-../shared/data/nonphoto}
-FINAL=$MODEL   # the run that becomes MODEL's card
-CALIB=()
 if [[ "$MODEL" == default ]]; then
-  STAGES=${STAGES:-default_stage1:2500 default_stage2:2000 default_stage3:3000 default:3295}
-  FINAL=default_nonphoto
+  STAGES=${STAGES:-default_stage1:2500 default_stage2:2000 default_stage3:3000}
+fi
+CALIB=()
+if grep -q "nonphoto_fraction" "configs/$MODEL.yaml"; then
   CALIB=(--calib-nonphoto "$NONPHOTO" --calib-generated 3000 --fpr 0.1 --fpr 0.01 --fpr 0.001 --fpr 0.0001)
 fi
 PREV=""
 RECIPE=""
-for STAGE in ${STAGES:-} "$FINAL"; do
+for STAGE in ${STAGES:-} "$MODEL"; do
   RUN=${STAGE%%:*}
   UNTIL=""
   [[ "$STAGE" == *:* ]] && UNTIL=${STAGE#*:}
@@ -43,7 +45,7 @@ for STAGE in ${STAGES:-} "$FINAL"; do
   PREV=$RUN
   RECIPE="${RECIPE:+$RECIPE, then }configs/$RUN.yaml${UNTIL:+ to step $UNTIL}${NP:+ with $NONPHOTO}"
 done
-deepraft export "runs/$FINAL" --name "$MODEL" --out "src/deepraft/weights/$MODEL" \
+deepraft export "runs/$MODEL" --name "$MODEL" --out "src/deepraft/weights/$MODEL" \
   --calib-data "$PHOTOS/val" --variants 50 --test-data "$PHOTOS/test" "${CALIB[@]}" \
   --recipe "scripts/make_model.sh $MODEL ($RECIPE, on $PHOTOS/train)"
 python benchmarks/check_model.py --model "$MODEL" --data "$PHOTOS/test"

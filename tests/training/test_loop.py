@@ -459,9 +459,9 @@ def test_default_recipe_stages_fine_tune_each_other():
     strength; configs/default_stage3.yaml continues stage 2's at its strength, with an
     anti-aliased scanner (same weights) reading crops at the working copy's scale;
     configs/default.yaml (stage 4) continues stage 3 with the same model and a larger batch and
-    harder geometry; configs/default_nonphoto.yaml fine-tunes stage 4's scanner alone (same
-    model, encoder frozen) with non-photos mixed in; the recipe's chain names these stages in
-    this order and ends on the non-photo run."""
+    harder geometry; configs/default_nonphoto.yaml (an experiment, not bundled) fine-tunes stage
+    4's scanner alone (same model, encoder frozen) with non-photos mixed in; the recipe's chain
+    names the bundled stages in this order."""
     from deepraft.models import build_model
 
     s1, s2, s3, s4 = (
@@ -484,8 +484,7 @@ def test_default_recipe_stages_fine_tune_each_other():
     s5 = load_train_config(REPO / "configs" / "default_nonphoto.yaml")
     assert s5.model == s4.model and s5.freeze == ["encoder"] and s5.data.nonphoto_fraction > 0
     recipe = (REPO / "scripts" / "make_model.sh").read_text()
-    assert "default_stage1:2500 default_stage2:2000 default_stage3:3000 default:3295" in recipe
-    assert "FINAL=default_nonphoto" in recipe
+    assert "default_stage1:2500 default_stage2:2000 default_stage3:3000}" in recipe
 
 
 @pytest.mark.parametrize(
