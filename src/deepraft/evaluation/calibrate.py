@@ -264,14 +264,12 @@ class _CleanScores:
     ) -> None:
         from deepraft.core.imageio import ImageError, read_image
 
+        def reader(f: Path, kind: str) -> Source:
+            return lambda: (kind, Image.fromarray(read_image(f).rgb))
+
         for i, (f, kind) in enumerate(progress(sources) if progress else sources):
             try:
-                self.add(
-                    lambda f=f, kind=kind: (kind, Image.fromarray(read_image(f).rgb)),
-                    Path(f).name,
-                    variants,
-                    seed * 100_003 + i,
-                )
+                self.add(reader(f, kind), Path(f).name, variants, seed * 100_003 + i)
             except ImageError as exc:
                 self.failed.append(str(exc))
                 continue

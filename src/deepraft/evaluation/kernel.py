@@ -41,7 +41,11 @@ class Sample:
 def grid_edits(conds: Sequence[Condition], scenery: Scenery | None = None) -> list[tuple[str, EditFn]]:
     """A grid of :class:`~deepraft.edits.grids.Condition` cells as (label, edit) pairs; scene
     edits draw their other pictures from ``scenery``."""
-    return [(c.label, lambda img, rng, c=c: c.apply(img, rng, scenery)) for c in conds]
+
+    def edit(c: Condition) -> EditFn:
+        return lambda img, rng: c.apply(img, rng, scenery)
+
+    return [(c.label, edit(c)) for c in conds]
 
 
 def files_scenery(files: Sequence[Path], cache_size: int = 4) -> Scenery:
