@@ -117,6 +117,8 @@ def collect(stamper, photos: list[Path], nonphotos: list[tuple[Path, str]], vari
         measure(score, stamper.protect(pic), pic, edits, variants, seed=draws, keep=keep_all(f.name, {}))
         print(f"photo {pi + 1}/{len(photos)}", flush=True)
     for ni, (f, kind) in enumerate(nonphotos):
+        if ni % 10 == 0:
+            print(f"non-photo {ni + 1}/{len(nonphotos)}", flush=True)
         try:
             pic = read_image(f)
         except Exception as exc:  # an unreadable file is skipped, not fatal
@@ -128,19 +130,22 @@ def collect(stamper, photos: list[Path], nonphotos: list[tuple[Path, str]], vari
     return rows, np.stack(grids)
 
 
-def summarise(rows, grids: np.ndarray, fpr: float = 1e-3) -> dict:
+def summarise(rows, grids: np.ndarray, fpr: float = 1e-3, photos_only: bool = False) -> dict:
+    """Per read set: the threshold at ``fpr`` of the clean samples (of the photos alone with
+    ``photos_only``), TPR per edit there, and the clean samples of each kind above it."""
     kinds = np.array([k for _, k, _ in rows])
     labels = np.array([e for _, _, e in rows])
     clean = kinds != "stamped"
+    calib = kinds == "clean" if photos_only else clean
     out = {}
     for name, (scales, angles) in READ_SETS.items():
         si = [SCALES.index(s) for s in scales]
         ai = [ANGLES.index(a) for a in angles]
         sc = grids[:, si][:, :, ai].reshape(len(rows), -1).max(axis=1)
-        neg = np.sort(sc[clean])
+        neg = np.sort(sc[calib])
         k = int(math.floor(fpr * neg.size))  # at most k clean samples above the threshold
         thr = float(neg[neg.size - 1 - k])
-        tpr = {str(lab): float((sc[(labels == lab) & ~clean] > thr).mean()) for lab in dict.fromkeys(labels)}
+        tpr = {str(lab): float((sc[(labels == lab) & ~clean] > thr).mean()) for lab in dict.fromkeys(labels[~clean])}
         fp = {
             str(kind): [int((sc[kinds == kind] > thr).sum()), int((kinds == kind).sum())]
             for kind in sorted(set(kinds[clean]))
@@ -170,11 +175,24 @@ def main() -> None:
         "samples": len(rows),
         "seconds": round(time.perf_counter() - t0, 1),
         "read_sets": summarise(rows, grids),
+        "read_sets_photo_threshold": summarise(rows, grids, photos_only=True),
     }
-    for name, r in res["read_sets"].items():
-        print(f"\n{name}: threshold {r['threshold']:.3f}, clean above {r['clean_above']}")
-        print("  " + ", ".join(f"{lab} {v:.2f}" for lab, v in r["tpr"].items()))
+    for key in ("read_sets", "read_sets_photo_threshold"):
+        print(f"\n== thresholds from {'clean photos' if key.endswith('threshold') else 'clean photos and non-photos'}")
+        for name, r in res[key].items():
+            print(f"\n{name}: threshold {r['threshold']:.3f}, clean above {r['clean_above']}")
+            print("  " + ", ".join(f"{lab} {v:.2f}" for lab, v in r["tpr"].items()))
     heldout.write_json(args.out, res)
+    if args.out is not None:  # every read of every sample, to try other read sets without scanning again
+        np.savez_compressed(
+            args.out.with_suffix(".npz"),
+            grids=grids,
+            kinds=np.array([k for _, k, _ in rows]),
+            edits=np.array([e for _, _, e in rows]),
+            sources=np.array([s for s, _, _ in rows]),
+            scales=np.array(SCALES),
+            angles=np.array(ANGLES),
+        )
 
 
 if __name__ == "__main__":
