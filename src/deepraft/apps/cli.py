@@ -109,6 +109,11 @@ NONPHOTO_TRAIN = typer.Option(
 NONPHOTO_CALIB = typer.Option(
     None, exists=True, file_okay=False, help="Non-photos with a MANIFEST.tsv: its val packages join calibration."
 )
+CALIB_CACHE = typer.Option(
+    None,
+    help="Keep each calibration picture's scores in this file as they come; rerun the same command to "
+    "resume a stopped export from there (scores of other weights or draws are not reused).",
+)
 GENERATED_CALIB = typer.Option(0, min=0, help="Generated non-photos that join calibration (10 variants each).")
 
 MAX_PIXELS_HELP = "Refuse images with more pixels than this (decompression-bomb guard)."
@@ -443,11 +448,7 @@ def export(
     ),
     calib_nonphoto: Optional[Path] = NONPHOTO_CALIB,
     calib_generated: int = GENERATED_CALIB,
-    calib_cache: Optional[Path] = typer.Option(
-        None,
-        help="Keep each calibration picture's scores in this file as they come; rerun the same command to "
-        "resume a stopped export from there (scores of other weights or draws are not reused).",
-    ),
+    calib_cache: Optional[Path] = CALIB_CACHE,
 ) -> None:
     """Turn a training run into a model card that deepraft.load() accepts (or, with --onnx, a
     model into ONNX graphs for mobile and edge clients)."""

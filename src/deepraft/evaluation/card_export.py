@@ -108,9 +108,8 @@ def export_run(
     card's model config carries the new ones and its ``training.export_overrides`` says so.
     ``calib_nonphoto`` (a folder with a manifest: its ``val`` packages) and ``calib_generated``
     generated non-photos join the clean photos of the calibration; the card then states the
-    rate above each threshold per kind of picture, with its upper bound. ``calib_cache`` keeps
-    each calibration picture's scores as they come (:class:`ScoreCache`), so an export stopped
-    part-way resumes where it stopped."""
+    rate above each threshold per kind of picture, with its upper bound. ``calib_cache``: see
+    :class:`ScoreCache` (a stopped export resumes)."""
     from deepraft.evaluation.headline import headline_check
 
     run_dir = Path(run_dir).resolve()
@@ -130,22 +129,11 @@ def export_run(
     if overrides:
         training["export_overrides"] = overrides
     card = ModelCard(name=name, model=cfg, default_fpr=default_fpr, path=out_dir, training=training)
-    _write_scan_graph(model, out_dir / WEIGHTS_FILE)
-    # calibrated with what deployment scans with: the card's graph in ONNX Runtime (2-3x the
-    # throughput of PyTorch on a CPU), PyTorch where either is missing
-    model.scanner.to(memory_format=torch.channels_last)
-    graph = shipped_graph(out_dir / WEIGHTS_FILE)
-    stamper = Stamper(card, model, torch.device("cpu"), engine="auto" if graph is not None else "torch", graph=graph)
+    stamper = _card_stamper(card, model)
     if calib_data is not None:
+        cache = ScoreCache(calib_cache, sha256_file(card.weights_path)) if calib_cache else None
         cal = _calibrate(
-            stamper,
-            Path(calib_data),
-            calib_nonphoto,
-            calib_generated,
-            fprs,
-            variants_per_image,
-            progress,
-            ScoreCache(calib_cache, sha256_file(out_dir / WEIGHTS_FILE)) if calib_cache else None,
+            stamper, Path(calib_data), calib_nonphoto, calib_generated, fprs, variants_per_image, progress, cache
         )
         card.thresholds = cal.thresholds
         card.calibration = cal.as_dict()
@@ -157,6 +145,16 @@ def export_run(
     card.weights_sha256 = sha256_file(out_dir / WEIGHTS_FILE)
     write_card(card, out_dir)
     return card
+
+
+def _card_stamper(card: ModelCard, model: StampModel) -> Stamper:
+    """The stamper of a card being written, on the CPU: its ``scanner.onnx`` written first and run
+    by ONNX Runtime, what deployment scans with (2-3x PyTorch's throughput on a CPU); PyTorch
+    where the graph or the runtime is missing."""
+    _write_scan_graph(model, card.weights_path)
+    model.scanner.to(memory_format=torch.channels_last)
+    graph = shipped_graph(card.weights_path)
+    return Stamper(card, model, torch.device("cpu"), engine="auto" if graph is not None else "torch", graph=graph)
 
 
 def _calibrate(
