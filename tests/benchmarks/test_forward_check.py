@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,17 +10,14 @@ from pathlib import Path
 import pytest
 
 from deepraft.edits.grids import conditions
+from tests.benchmarks import benchmark_module
 from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("forward_check", ROOT / "benchmarks" / "forward_check.py")
-    assert spec is not None and spec.loader is not None
-    fc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fc)
-    return fc
+    return benchmark_module("forward_check")
 
 
 def test_forward_check_writes_every_edit(tmp_path, tiny_area_card):

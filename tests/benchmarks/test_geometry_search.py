@@ -4,7 +4,6 @@ end on a tiny card (numbers not judged)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,17 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.benchmarks import benchmark_module
 from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("geometry_search", ROOT / "benchmarks" / "geometry_search.py")
-    assert spec is not None and spec.loader is not None
-    gs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gs)
-    return gs
+    return benchmark_module("geometry_search")
 
 
 def test_turned_reads_keep_the_aspect_ratio_and_no_black_corners():

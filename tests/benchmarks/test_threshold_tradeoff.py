@@ -4,19 +4,14 @@ beside a baseline folder at its own threshold (known answers on hand-made folder
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("threshold_tradeoff", ROOT / "benchmarks" / "threshold_tradeoff.py")
-    assert spec is not None and spec.loader is not None
-    tt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tt)
-    return tt
+    return benchmark_module("threshold_tradeoff")
 
 
 def _eval_folder(folder: Path, threshold: float, scores: dict[str, list[float]], gz: bool) -> Path:
