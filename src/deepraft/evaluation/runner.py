@@ -267,9 +267,15 @@ def _eval_all(
     return images, samples, failed
 
 
+SCENERY_PHOTOS = 64
+"""At most this many other photos of the set (those after it in the list, wrapping round) for a
+photo's scene edits, so what each worker is sent stays small on a large set."""
+
+
 def _others(files: list[Path], f: Path) -> list[Path]:
-    """The photos a scene edit may put ``f`` among: every other photo of the set."""
-    return [o for o in files if o != f]
+    """The photos a scene edit may put ``f`` among: up to :data:`SCENERY_PHOTOS` other photos of the set."""
+    i = files.index(f)
+    return [files[(i + k) % len(files)] for k in range(1, min(len(files), SCENERY_PHOTOS + 1))]
 
 
 def _try_photo(
