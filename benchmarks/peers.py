@@ -99,7 +99,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual:
     from deepraft.core.measures import psnr_uint8
     from deepraft.edits.grids import conditions
     from deepraft.evaluation.calibrate import threshold_at_fpr
-    from deepraft.evaluation.kernel import files_scenery, grid_edits, measure
+    from deepraft.evaluation.kernel import files_scenery, grid_edits, measure, others_of
     from deepraft.evaluation.metrics import rate_above, roc_auc, tpr_at_fpr
     from deepraft.evaluation.runner import view_variant
 
@@ -125,7 +125,7 @@ def run(methods, photos: list[Path], grid, variants: int, seed: int, perceptual:
 
         for pi, (s_img, c_img) in enumerate(track(list(zip(stamped, originals)), description=m.name)):
             draws = partial(_draw, seed, pi)
-            edits = grid_edits(conds, files_scenery([p for p in photos if p != photos[pi]]))
+            edits = grid_edits(conds, files_scenery(others_of(photos, photos[pi])))
             s_pic, c_pic = Picture(rgb=np.asarray(s_img)), Picture(rgb=np.asarray(c_img))
             for smp in measure(detect, s_pic, c_pic, edits, variants, seed=draws, view=view_variant):
                 (pos if smp.kind == "stamped" else neg).setdefault(smp.edit, []).append(smp.score)

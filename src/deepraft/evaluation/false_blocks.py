@@ -24,7 +24,7 @@ from deepraft.core.fileio import atomic_write_bytes
 from deepraft.core.imageio import ImageError, read_image
 from deepraft.edits.grids import conditions
 from deepraft.evaluation.calibrate import rates_by_kind
-from deepraft.evaluation.kernel import files_scenery, grid_edits, measure
+from deepraft.evaluation.kernel import files_scenery, grid_edits, measure, others_of
 
 if TYPE_CHECKING:
     from deepraft.runtime.stamper import Stamper
@@ -70,6 +70,7 @@ def run_clean_eval(
     rows: list[tuple[str, str, str, int, float]] = []
     failed: list[str] = []
     items = list(enumerate(sources))
+    pool = [p for p, _ in sources]
     for i, (f, kind) in progress(items) if progress else items:
         try:
             pic = read_image(f, max_pixels=stamper.max_pixels)
@@ -77,7 +78,7 @@ def run_clean_eval(
             failed.append(str(exc))
             continue
         draws = partial(_draw, settings.seed, i)
-        edits = grid_edits(conds, files_scenery([o for o, _ in sources if o != f]))
+        edits = grid_edits(conds, files_scenery(others_of(pool, f)))
         for s in measure(stamper.copies.score_pictures, None, pic, edits, settings.variants, seed=draws):
             rows.append((Path(f).name, kind, s.edit, s.variant, s.score))
     if not rows:

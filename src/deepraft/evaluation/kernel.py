@@ -48,6 +48,18 @@ def grid_edits(conds: Sequence[Condition], scenery: Scenery | None = None) -> li
     return [(c.label, edit(c)) for c in conds]
 
 
+SCENERY_PHOTOS = 64
+"""At most this many other pictures of a set (those after a picture in the list, wrapping round)
+for its scene edits, so what a worker is sent stays small on a large set."""
+
+
+def others_of(files: Sequence[Path], f: Path) -> list[Path]:
+    """The pictures a scene edit may put ``f`` among: up to :data:`SCENERY_PHOTOS` others of ``files``."""
+    files = list(files)
+    i = files.index(f)
+    return [files[(i + k) % len(files)] for k in range(1, min(len(files), SCENERY_PHOTOS + 1))]
+
+
 def files_scenery(files: Sequence[Path], cache_size: int = 4) -> Scenery:
     """A :data:`~deepraft.edits.grids.Scenery` drawing distinct pictures of ``files`` (with
     repeats only when there are fewer than asked for; generated ones when there are none), each

@@ -25,7 +25,7 @@ from deepraft.core.imageio import ImageError, read_image
 from deepraft.core.measures import luma, psnr_uint8
 from deepraft.edits.benign import crop
 from deepraft.edits.grids import GRID, QUICK_GRID, Condition, conditions
-from deepraft.evaluation.kernel import files_scenery, grid_edits, measure
+from deepraft.evaluation.kernel import files_scenery, grid_edits, measure, others_of
 from deepraft.evaluation.metrics import paper_accuracy, rate_above, roc_auc, tpr_at_fpr
 from deepraft.evaluation.quality import (
     LpipsUnavailable,
@@ -254,28 +254,17 @@ def _eval_all(
         with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(card_path, stamper.max_pixels)) as pool:
             jobs = pool.map(
                 _worker_photo,
-                [(f, pi, conds, settings, butteraugli_path, _others(files, f)) for pi, f in enumerate(files)],
+                [(f, pi, conds, settings, butteraugli_path, others_of(files, f)) for pi, f in enumerate(files)],
             )
             # consumed inside the pool's block: leaving it first waits for every photo, and the
             # progress lines then all came at the end
             collect(progress(jobs) if progress else jobs)
     else:
         collect(
-            _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path, _others(files, f))
+            _try_photo(stamper, f, pi, conds, settings, lp, butteraugli_path, others_of(files, f))
             for pi, f in enumerate(progress(files) if progress else files)
         )
     return images, samples, failed
-
-
-SCENERY_PHOTOS = 64
-"""At most this many other photos of the set (those after it in the list, wrapping round) for a
-photo's scene edits, so what each worker is sent stays small on a large set."""
-
-
-def _others(files: list[Path], f: Path) -> list[Path]:
-    """The photos a scene edit may put ``f`` among: up to :data:`SCENERY_PHOTOS` other photos of the set."""
-    i = files.index(f)
-    return [files[(i + k) % len(files)] for k in range(1, min(len(files), SCENERY_PHOTOS + 1))]
 
 
 def _try_photo(
