@@ -179,6 +179,68 @@ def test_freeze_encoder_trains_the_scanner_alone_at_two_scales(tmp_path, photo_d
     assert "train_scan_scales" in (tmp_path / "tuned" / "config.yaml").read_text()
 
 
+def _loss_over_parts(run_dir):
+    """(loss, det_loss + img_loss) of each logged step of a run (detection and image weights 1)."""
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    return [(float(r["loss"]), float(r["det_loss"]) + float(r["img_loss"])) for r in rows]
+
+
+def test_distill_from_a_teacher_adds_the_hinge_on_the_same_copies(tmp_path, photo_dir):
+    """A teacher identical to the model being trained reads exactly the same augmented, noisy
+    copies: the hinge is 0 and the loss is the detection and image losses alone. A teacher with
+    another scanner puts some stamped copies below it: the loss is larger."""
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
+    base = str(tmp_path / "base")
+    frozen = {"freeze": ["encoder"], "init_from": base, "max_steps": 2, "lr": 0.0}
+    train(_cfg(**frozen, distill_from=base), photo_dir, tmp_path / "same", show_progress=False)
+    assert all(loss == pytest.approx(parts, rel=1e-5, abs=1e-6) for loss, parts in _loss_over_parts(tmp_path / "same"))
+    train(_cfg(**{**frozen, "lr": 5e-2, "max_steps": 4}), photo_dir, tmp_path / "other", show_progress=False)
+    teach = {**frozen, "distill_from": str(tmp_path / "other"), "loss": {"distill_weight": 10.0}}
+    train(_cfg(**teach), photo_dir, tmp_path / "taught", show_progress=False)
+    assert any(loss > parts + 1e-3 for loss, parts in _loss_over_parts(tmp_path / "taught"))
+
+
+def test_init_parts_starts_a_wider_scanner_behind_the_same_stamp(tmp_path, photo_dir):
+    """init_parts [encoder]: the encoder comes from the base run, a scanner of another shape
+    (``convnet``, not ``convnet_tiny``) starts fresh and learns from the base's narrow scanner."""
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
+    base = load_file(latest_checkpoint(tmp_path / "base") / "model.safetensors")
+    wide = {**TINY_MODEL, "scanner": "convnet", "scanner_kwargs": {"channels": [6, 12]}}
+    start = {"model": wide, "freeze": ["encoder"], "init_from": str(tmp_path / "base"), "max_steps": 2}
+    with pytest.raises(ValueError, match="do not fit"):
+        train(_cfg(**start), photo_dir, tmp_path / "all", show_progress=False)
+    with pytest.raises(ValueError, match="unknown part"):
+        train(_cfg(**start, init_parts=["decoder"]), photo_dir, tmp_path / "bad", show_progress=False)
+    train(
+        _cfg(**start, init_parts=["encoder"], distill_from=str(tmp_path / "base")),
+        photo_dir,
+        tmp_path / "wide",
+        show_progress=False,
+    )
+    tuned = load_file(latest_checkpoint(tmp_path / "wide") / "model.safetensors")
+    enc = [k for k in base if k.startswith("encoder.")]
+    assert enc and all(torch.equal(base[k], tuned[k]) for k in enc)
+    assert tuned["scanner.features.0.weight"].shape[0] == 6 != base["scanner.features.0.weight"].shape[0]
+
+
+def test_channels_last_and_cpu_autocast_train_and_a_bad_autocast_is_refused(tmp_path, photo_dir):
+    cfg = _cfg(max_steps=1, channels_last=True, autocast="always")
+    res = train(cfg, photo_dir, tmp_path / "r", show_progress=False)
+    assert res.step == 1 and 0 <= res.last["acc"] <= 1
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        train(_cfg(max_steps=1, autocast="sometimes"), photo_dir, tmp_path / "bad", show_progress=False)
+
+
+def test_distill_from_needs_the_frozen_encoder_of_the_teacher(tmp_path, photo_dir):
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "a", show_progress=False)
+    train(_cfg(max_steps=2, seed=1), photo_dir, tmp_path / "b", show_progress=False)
+    with pytest.raises(ValueError, match="needs freeze"):
+        train(_cfg(distill_from=str(tmp_path / "a")), photo_dir, tmp_path / "r1", show_progress=False)
+    cfg = _cfg(freeze=["encoder"], init_from=str(tmp_path / "a"), distill_from=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="encoder differs"):
+        train(cfg, photo_dir, tmp_path / "r2", show_progress=False)
+
+
 @pytest.mark.parametrize(
     "over, match",
     [
@@ -483,6 +545,8 @@ def test_default_recipe_stages_fine_tune_each_other():
     assert s4.augment.max_strength["collage"] < s3.augment.max_strength["collage"]  # smaller pastes
     s5 = load_train_config(REPO / "configs" / "default_nonphoto.yaml")
     assert s5.model == s4.model and s5.freeze == ["encoder"] and s5.data.nonphoto_fraction > 0
+    s6 = load_train_config(REPO / "configs" / "default_distill.yaml")
+    assert s6.model == s4.model and s6.data == s5.data and s6.distill_from == "default" and s6.freeze == ["encoder"]
     recipe = (REPO / "scripts" / "make_model.sh").read_text()
     assert "default_stage1:2500 default_stage2:2000 default_stage3:3000}" in recipe
 

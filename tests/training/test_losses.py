@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepraft.core.config import LossConfig
-from deepraft.training.losses import detection_loss, image_loss, image_weight, yuv_mse
+from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight, yuv_mse
 
 
 def test_detection_loss_known_values():
@@ -17,6 +17,16 @@ def test_detection_loss_known_values():
     # logit 2 on a positive, -2 on a negative: -log(sigmoid(2)) each
     assert detection_loss(torch.tensor([2.0, -2.0]), labels).item() == pytest.approx(math.log1p(math.exp(-2)))
     assert detection_loss(torch.tensor([-2.0, 2.0]), labels).item() == pytest.approx(math.log1p(math.exp(2)))
+
+
+def test_distill_loss_counts_only_stamped_copies_below_the_teacher():
+    labels = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    teacher = torch.tensor([5.0, 5.0, 5.0, -9.0])
+    # stamped: 2 below the teacher by 3, one above it (no loss); the clean copy far above its teacher
+    logits = torch.tensor([2.0, 2.0, 7.0, 9.0])
+    assert distill_loss(logits, teacher, labels).item() == pytest.approx((3 + 3 + 0) / 3)
+    assert distill_loss(teacher, teacher, labels).item() == 0.0
+    assert distill_loss(logits, teacher, torch.zeros(4)).item() == 0.0
 
 
 def test_yuv_mse_of_a_pure_red_shift():

@@ -170,6 +170,9 @@ class LossConfig:
     image_weight: float = 1.0
     image_weight_ramp: int = 0
     """Image loss weight ramps linearly from 0 to image_weight over these many steps."""
+    distill_weight: float = 1.0
+    """Weight of the distillation hinge (with ``distill_from``): how far, in logits, a stamped
+    copy's logit falls below the teacher's on the same copy, averaged over the stamped copies."""
 
 
 @dataclass
@@ -192,6 +195,13 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     device: str = "auto"
+    autocast: str = "cuda"
+    """Where the networks run under bf16 autocast: ``cuda`` (on a GPU only), ``always`` (a CPU
+    too: worth it only on one with bf16 units; ``benchmarks/train_step_cost.py`` measures it),
+    ``never``."""
+    channels_last: bool = False
+    """Train with the model's weights and each batch in channels-last memory order (on this
+    machine's CPU a step of ``default_wide`` took 13.6 s instead of 18.4 s)."""
     grad_clip: float = 1.0
     strength_warmup_db: float = 0.0
     """Training warm-up: the stamp starts this many dB stronger than the model's setting and
@@ -214,6 +224,15 @@ class TrainConfig:
     init_from: str | None = None
     """Start a new run from the weights of a model (bundled name, model card, run folder or
     ``.safetensors`` file) instead of random ones: fine-tuning. Ignored when resuming."""
+    init_parts: list[str] = field(default_factory=list)
+    """The parts of the model (``encoder``, ``scanner``) that ``init_from`` sets; empty: all. With
+    ``[encoder]`` a new scanner of another shape (e.g. wider) starts from random weights behind
+    the starting model's stamp."""
+    distill_from: str | None = None
+    """A teacher (same sources as ``init_from``) that reads every augmented copy beside the model
+    being trained; the loss adds ``loss.distill_weight`` times how far each stamped copy's logit
+    falls below the teacher's. A scanner-only fine-tune then learns new negatives without losing
+    what the teacher finds. Needs ``freeze: [encoder]`` and the teacher's encoder."""
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

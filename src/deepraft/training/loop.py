@@ -10,7 +10,7 @@ import math
 import platform
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import rich.progress
 import torch
 import yaml
+from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -32,7 +33,7 @@ from deepraft.training.augment import AugmentLayer, sample_negatives
 from deepraft.training.checkpoint import load_checkpoint, save_checkpoint
 from deepraft.training.datasets import PhotoCrops, StepBatches
 from deepraft.training.distributed import DistInfo, all_reduce_mean, any_rank, init_distributed, shutdown_distributed
-from deepraft.training.losses import detection_loss, image_loss, image_weight
+from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight
 
 LOG_FIELDS = [
     "step",
@@ -76,14 +77,41 @@ def hardware_description(device: torch.device, world_size: int = 1) -> str:
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
-def init_weights(model: StampModel, source: str) -> None:
+def init_weights(model: StampModel, source: str, parts: Sequence[str] = ()) -> None:
     """Load the weights of ``source`` (anything :func:`deepraft.core.card.resolve_card` accepts)
-    into ``model``; the architectures must match (the stamp's post-processing may differ)."""
+    into ``model``, or into its ``parts`` alone (``encoder``, ``scanner``); what is loaded must
+    match in shape (the stamp's post-processing may differ)."""
+    unknown = sorted(set(parts) - set(FREEZABLE))
+    if unknown:
+        raise ValueError(f"init_parts: unknown part(s) {', '.join(unknown)}; known: {', '.join(FREEZABLE)}")
     card = resolve_card(source)
     try:
-        load_weights(model, card.weights_path)
+        if not parts:
+            load_weights(model, card.weights_path)
+            return
+        state = load_file(str(card.weights_path))
+        for part in parts:
+            sub = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(part + ".")}
+            getattr(model, part).load_state_dict(sub)
     except RuntimeError as exc:
         raise ValueError(f"init_from {source}: weights do not fit this model ({exc})") from exc
+
+
+def build_teacher(cfg: TrainConfig, model: StampModel, device: torch.device) -> StampModel | None:
+    """The frozen teacher of ``cfg.distill_from`` (None without one), in eval mode; ValueError
+    unless the encoder is frozen and the teacher's is the same (it must read the same stamp)."""
+    if not cfg.distill_from:
+        return None
+    if "encoder" not in cfg.freeze:
+        raise ValueError("distill_from needs freeze: [encoder] (the teacher reads the stamp it was trained on)")
+    card = resolve_card(cfg.distill_from)
+    teacher = build_model(card.model).to(device)  # its own scanner: it may be narrower than the student's
+    load_weights(teacher, card.weights_path)
+    mine, theirs = model.encoder.state_dict(), teacher.encoder.state_dict()
+    if mine.keys() != theirs.keys() or any(not torch.equal(mine[k], theirs[k].to(mine[k].device)) for k in mine):
+        raise ValueError(f"distill_from {cfg.distill_from}: its encoder differs from the one being trained")
+    teacher.eval().requires_grad_(False)
+    return teacher
 
 
 FREEZABLE = ("encoder", "scanner")
@@ -145,6 +173,18 @@ def schedule_db(step: float, points: Sequence[Sequence[float]]) -> float:
     return values[-1]
 
 
+AUTOCAST = ("cuda", "always", "never")
+
+
+def autocast(where: str, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on ``device`` as ``TrainConfig.autocast`` says (see there)."""
+    if where not in AUTOCAST:
+        raise ValueError(f"autocast must be one of {', '.join(AUTOCAST)}, got {where!r}")
+    if where == "always" or (where == "cuda" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def _micro_step(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -154,35 +194,40 @@ def _micro_step(
     augment: AugmentLayer,
     device: torch.device,
     info: DistInfo,
+    teacher: StampModel | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Forward and backward of one micro-batch of clean crops ``x`` (in [0, 1]), its loss
     scaled by ``1 / grad_accum``; returns its metrics (loss, det, img, psnr, acc, tpr, tnr) and
-    the augmentation strength. Micro-batch 0 draws from the streams a step without accumulation uses."""
+    the augmentation strength. Micro-batch 0 draws from the streams a step without accumulation uses.
+    A ``teacher`` reads the same copies with the same smoothing noise (see ``distill_from``)."""
     n = x.shape[0]
     extra = (micro,) if micro else ()
     g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1, *extra))
-    noise_g = torch.Generator(device=device).manual_seed(sample_seed(cfg.seed, step, info.rank, 2, *extra))
+    noise_seed = sample_seed(cfg.seed, step, info.rank, 2, *extra)
     record = augment.sample(2 * n, (x.shape[-2], x.shape[-1]), step, g)
     negatives = (
         sample_negatives(n, (x.shape[-2], x.shape[-1]), cfg.augment, g, record.strength)
         if record.strength > 0
         else None
     )
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    with amp:
-        stamped, logits = model(
-            x,
-            augment=lambda b: augment.apply(b, record),
-            generator=noise_g,
-            negatives=negatives,
-            boost=stamp_boost(step, cfg),
-            as_work=cfg.data.at_work_scale,
-            scales=cfg.train_scan_scales,
-        )
+    views: dict[str, Any] = {
+        "augment": lambda b: augment.apply(b, record),
+        "negatives": negatives,
+        "boost": stamp_boost(step, cfg),
+        "as_work": cfg.data.at_work_scale,
+        "scales": cfg.train_scan_scales,
+    }
+    with autocast(cfg.autocast, device):
+        stamped, logits = model(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
+        if teacher is not None:
+            with torch.no_grad():
+                _, taught = teacher(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
     loss = cfg.loss.detection_weight * det + image_weight(step, cfg.loss) * img
+    if teacher is not None:
+        loss = loss + cfg.loss.distill_weight * distill_loss(logits, taught, labels)
     (loss / cfg.grad_accum).backward()
     with torch.no_grad():
         pred = logits.float() > 0
@@ -200,11 +245,14 @@ def train_step(
     augment: AugmentLayer,
     device: torch.device,
     info: DistInfo,
+    teacher: StampModel | None = None,
 ) -> dict[str, float]:
     """One optimisation step on a uint8 batch of clean crops (``grad_accum`` micro-batches of
     ``batch_size``, gradients averaged; DistributedDataParallel syncs on the last); returns its
     metrics, averaged over the micro-batches."""
     x = batch.to(device, non_blocking=True).float().div_(255.0)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     if x.shape[0] != cfg.batch_size * cfg.grad_accum:
         raise ValueError(
             f"grad_accum {cfg.grad_accum}: a step needs batch_size x grad_accum = "
@@ -218,7 +266,7 @@ def train_step(
         last = micro == cfg.grad_accum - 1
         sync = nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
         with sync:
-            stats, strength = _micro_step(model, chunk, step, micro, cfg, augment, device, info)
+            stats, strength = _micro_step(model, chunk, step, micro, cfg, augment, device, info, teacher)
         total += stats / cfg.grad_accum
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -283,7 +331,7 @@ def _start(
         state = load_checkpoint(ckpt, model, optimizer)
         return int(state["step"]), float(state["wall_time_s"])
     if cfg.init_from:
-        init_weights(model, cfg.init_from)
+        init_weights(model, cfg.init_from, cfg.init_parts)
     return 0, 0.0
 
 
@@ -359,6 +407,7 @@ class _Slice:
     wall: float
     time_limit_s: float | None
     t_start: float
+    teacher: StampModel | None = None
 
     def elapsed(self) -> float:
         return self.wall + time.perf_counter() - self.t_start
@@ -394,7 +443,7 @@ def _run_steps(
     with _progress(show_progress and sl.info.is_main) as bar:
         task = bar.add_task("train", total=cfg.max_steps, completed=start, stats="")
         for step, batch in zip(range(start, stop), loader):
-            last = train_step(sl.net, sl.optimizer, batch, step, cfg, augment, sl.device, sl.info)
+            last = train_step(sl.net, sl.optimizer, batch, step, cfg, augment, sl.device, sl.info, sl.teacher)
             sums = {k: sums.get(k, 0.0) + v for k, v in last.items()}
             steps_since += 1
             done = step + 1
@@ -460,7 +509,12 @@ def train(
         loader = _loader(cfg, data_dir, start, stop, info, device, nonphoto_dir)
         log = _CsvLog(run_dir / "log.csv", start) if info.is_main else None
         set_training_mode(model, cfg.freeze)
-        sl = _Slice(cfg, run_dir, model, net, optimizer, info, device, wall, time_limit_s, time.perf_counter())
+        teacher = build_teacher(cfg, model, device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+            if teacher is not None:
+                teacher.to(memory_format=torch.channels_last)
+        sl = _Slice(cfg, run_dir, model, net, optimizer, info, device, wall, time_limit_s, time.perf_counter(), teacher)
         step, last = _run_steps(sl, loader, start, stop, log, show_progress)
         return TrainResult(run_dir, max(step + 1, start) if last else start, sl.elapsed(), last)
     finally:

@@ -1,4 +1,4 @@
-"""Training losses: detection cross-entropy and the image (invisibility) loss."""
+"""Training losses: detection cross-entropy, the distillation hinge and the image (invisibility) loss."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ from deepraft.core.config import LossConfig
 
 def detection_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def distill_loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the stamped copies (``labels`` 1) of how far the logit falls below the teacher's
+    on the same copy (0 where it is at or above it); clean copies are left to the detection loss."""
+    stamped = labels.bool()
+    if not stamped.any():
+        return logits.new_zeros(())
+    return F.relu(teacher.float()[stamped] - logits.float()[stamped]).mean()
 
 
 def yuv_mse(a: torch.Tensor, b: torch.Tensor, weights: tuple[float, float, float]) -> torch.Tensor:
