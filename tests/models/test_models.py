@@ -55,8 +55,8 @@ def test_stamp_keeps_size_and_hits_psnr(size):
 def test_training_forward_orders_stamped_then_clean():
     model = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, smoothing_std=0.5))
     x = torch.rand(3, 3, 40, 40)
-    stamped, logits = model(x)
-    assert stamped.shape == x.shape and logits.shape == (6,)
+    stamped, logits, copies = model(x)
+    assert stamped.shape == x.shape and logits.shape == (6,) and copies.shape == (6, 3, 40, 40)
     model.eval()
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     assert torch.equal(model.scan(x, noise=True, generator=g1), model.scan(x, noise=True, generator=g2))
@@ -346,7 +346,7 @@ def test_as_work_stamps_and_scans_the_input_as_it_is():
         assert torch.allclose(direct, (x + model.residual(x)).clamp(0, 1))
         assert not torch.allclose(direct, model.stamp(x))  # else it goes through a 40 px copy
         assert torch.equal(model.scan(x, as_work=True), model.read(x))
-        stamped, logits = model(x, as_work=True)
+        stamped, logits, _ = model(x, as_work=True)
     assert torch.allclose(stamped, direct) and logits.shape == (4,)
 
 
@@ -362,7 +362,7 @@ def test_training_reads_at_scales_as_the_deployed_score_does():
         half = model.read(F.interpolate(x, (20, 24), mode="bilinear", antialias=True))
         assert torch.allclose(trained, torch.maximum(half, model.read(x)), atol=1e-6)
         assert torch.equal(model.scan(x, as_work=True), model.read(x))  # default: one read at 1
-        _, logits = model(x, as_work=True, scales=(0.5, 1.0))
+        logits = model(x, as_work=True, scales=(0.5, 1.0)).logits
     assert logits.shape == (4,)
     with pytest.raises(ValueError, match="scales is empty"):
         model.scan(x, as_work=True, scales=())

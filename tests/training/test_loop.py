@@ -7,9 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepraft.core.config import load_train_config
+from deepraft.core.config import ModelConfig, from_dict, load_train_config
 from deepraft.core.weights_io import checkpoint_dirs, latest_checkpoint, read_model_config
-from deepraft.training.loop import schedule_db, stamp_boost, train
+from deepraft.models import build_model
+from deepraft.training.loop import init_weights, schedule_db, stamp_boost, train
 from tests.conftest import EXAMPLES, REPO, TINY_MODEL
 
 
@@ -221,6 +222,20 @@ def test_init_parts_starts_a_wider_scanner_behind_the_same_stamp(tmp_path, photo
     enc = [k for k in base if k.startswith("encoder.")]
     assert enc and all(torch.equal(base[k], tuned[k]) for k in enc)
     assert tuned["scanner.features.0.weight"].shape[0] == 6 != base["scanner.features.0.weight"].shape[0]
+
+
+def test_init_widen_starts_a_wider_scanner_from_what_the_narrow_one_computes(tmp_path, photo_dir):
+    train(_cfg(max_steps=2), photo_dir, tmp_path / "base", show_progress=False)
+    wide_cfg = {**TINY_MODEL, "scanner": "convnet", "scanner_kwargs": {"channels": [6, 12, 12]}}
+    base, wide = build_model(from_dict(ModelConfig, TINY_MODEL)), build_model(from_dict(ModelConfig, wide_cfg))
+    init_weights(base, str(tmp_path / "base"))
+    with pytest.raises(ValueError, match="do not fit"):
+        init_weights(wide, str(tmp_path / "base"))
+    init_weights(wide, str(tmp_path / "base"), widen=True)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(wide.eval().scanner(x), base.eval().scanner(x), atol=1e-5)
+    start = {"model": wide_cfg, "freeze": ["encoder"], "init_from": str(tmp_path / "base"), "init_widen": True}
+    assert train(_cfg(**start, max_steps=1), photo_dir, tmp_path / "wide", show_progress=False).step == 1
 
 
 def test_channels_last_and_cpu_autocast_train_and_a_bad_autocast_is_refused(tmp_path, photo_dir):

@@ -228,6 +228,11 @@ class TrainConfig:
     """The parts of the model (``encoder``, ``scanner``) that ``init_from`` sets; empty: all. With
     ``[encoder]`` a new scanner of another shape (e.g. wider) starts from random weights behind
     the starting model's stamp."""
+    init_widen: bool = False
+    """Let ``init_from``'s weights fill a model with more channels per layer (e.g. a wider
+    scanner): each layer's weights go into its leading channels, the new channels start unused
+    (weights reading them are zero), so the run starts from exactly what ``init_from`` computes
+    and the new capacity is learned on top (:func:`deepraft.core.weights_io.widen_state`)."""
     distill_from: str | None = None
     """A teacher (same sources as ``init_from``) that reads every augmented copy beside the model
     being trained; the loss adds ``loss.distill_weight`` times how far each stamped copy's logit

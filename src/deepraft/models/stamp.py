@@ -4,6 +4,7 @@ resize, the perceptual mask and the strength control."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -21,6 +22,18 @@ def check_scan_scales(scales: Sequence[float], smoothing_std: float = 0.0) -> No
         raise ValueError(f"scan_scales must be positive and include 1, got {scales}")
     if len(scales) > 1 and smoothing_std > 0:
         raise ValueError("scan_scales: a smoothing model reads one scale (its noise lives in one working copy)")
+
+
+class TrainingPass(NamedTuple):
+    """What :meth:`StampModel.forward` returns."""
+
+    stamped: torch.Tensor
+    """The stamped pictures, before quantisation and edits."""
+    logits: torch.Tensor
+    """The scanner's logits, [stamped..., clean...]."""
+    copies: torch.Tensor
+    """The copies read, [stamped..., clean...]: quantised and edited, before the smoothing noise
+    (another scanner, a teacher, reads the same copies with :meth:`StampModel.scan`)."""
 
 
 class StampModel(nn.Module):
@@ -97,7 +110,7 @@ class StampModel(nn.Module):
         boost: float = 1.0,
         as_work: bool = False,
         scales: Sequence[float] = (1.0,),
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> TrainingPass:
         """Training pass: stamp ``x``, quantise to 8 bits (straight-through), put the stamped
         and the clean copies through ``augment``, and scan them with the smoothing noise, each
         logit the largest of the reads at ``scales`` (see :meth:`scan`).
@@ -105,13 +118,14 @@ class StampModel(nn.Module):
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
         ``boost``, ``as_work``: see :meth:`stamp` (with ``as_work`` the scanner too reads the
-        augmented copies as they are). Returns (stamped, logits) with logits ordered [stamped..., clean...]."""
+        augmented copies as they are)."""
         stamped = self.stamp(x, boost, as_work)
         clean = x if negatives is None else forge(x, stamped - x, negatives)
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if augment is not None:
             both = augment(both)
-        return stamped, self.scan(both, noise=True, generator=generator, as_work=as_work, scales=scales)
+        logits = self.scan(both, noise=True, generator=generator, as_work=as_work, scales=scales)
+        return TrainingPass(stamped, logits, both)
 
     # -- scanning ---------------------------------------------------------------------
     @property

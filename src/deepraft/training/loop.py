@@ -26,7 +26,7 @@ from deepraft.core.card import resolve_card
 from deepraft.core.config import TrainConfig, to_dict
 from deepraft.core.data import find_images, sample_seed, split_files
 from deepraft.core.fileio import atomic_write_text
-from deepraft.core.weights_io import latest_checkpoint, load_weights
+from deepraft.core.weights_io import latest_checkpoint, load_weights, widen_state
 from deepraft.models import StampModel, build_model
 from deepraft.models.functional import psnr
 from deepraft.training.augment import AugmentLayer, sample_negatives
@@ -77,23 +77,23 @@ def hardware_description(device: torch.device, world_size: int = 1) -> str:
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
-def init_weights(model: StampModel, source: str, parts: Sequence[str] = ()) -> None:
+def init_weights(model: StampModel, source: str, parts: Sequence[str] = (), widen: bool = False) -> None:
     """Load the weights of ``source`` (anything :func:`deepraft.core.card.resolve_card` accepts)
-    into ``model``, or into its ``parts`` alone (``encoder``, ``scanner``); what is loaded must
-    match in shape (the stamp's post-processing may differ)."""
+    into ``model``, or into its ``parts`` alone (``encoder``, ``scanner``). What is loaded must
+    match in shape (the stamp's post-processing may differ), or with ``widen`` fit into wider
+    layers (:func:`deepraft.core.weights_io.widen_state`: the model starts computing what the
+    source does)."""
     unknown = sorted(set(parts) - set(FREEZABLE))
     if unknown:
         raise ValueError(f"init_parts: unknown part(s) {', '.join(unknown)}; known: {', '.join(FREEZABLE)}")
     card = resolve_card(source)
+    state = load_file(str(card.weights_path))
     try:
-        if not parts:
-            load_weights(model, card.weights_path)
-            return
-        state = load_file(str(card.weights_path))
-        for part in parts:
+        for part in parts or FREEZABLE:
+            module = getattr(model, part)
             sub = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(part + ".")}
-            getattr(model, part).load_state_dict(sub)
-    except RuntimeError as exc:
+            module.load_state_dict(widen_state(sub, module.state_dict()) if widen else sub)
+    except (RuntimeError, ValueError) as exc:
         raise ValueError(f"init_from {source}: weights do not fit this model ({exc})") from exc
 
 
@@ -199,7 +199,7 @@ def _micro_step(
     """Forward and backward of one micro-batch of clean crops ``x`` (in [0, 1]), its loss
     scaled by ``1 / grad_accum``; returns its metrics (loss, det, img, psnr, acc, tpr, tnr) and
     the augmentation strength. Micro-batch 0 draws from the streams a step without accumulation uses.
-    A ``teacher`` reads the same copies with the same smoothing noise (see ``distill_from``)."""
+    A ``teacher`` scans the same copies with the same smoothing noise (see ``distill_from``)."""
     n = x.shape[0]
     extra = (micro,) if micro else ()
     g = torch.Generator().manual_seed(sample_seed(cfg.seed, step, info.rank, 1, *extra))
@@ -218,10 +218,11 @@ def _micro_step(
         "scales": cfg.train_scan_scales,
     }
     with autocast(cfg.autocast, device):
-        stamped, logits = model(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
-        if teacher is not None:
+        stamped, logits, copies = model(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
+        if teacher is not None:  # the same copies, with the same smoothing noise
             with torch.no_grad():
-                _, taught = teacher(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
+                g = torch.Generator(device=device).manual_seed(noise_seed)
+                taught = teacher.scan(copies.detach(), True, g, views["as_work"], views["scales"])
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
@@ -331,7 +332,7 @@ def _start(
         state = load_checkpoint(ckpt, model, optimizer)
         return int(state["step"]), float(state["wall_time_s"])
     if cfg.init_from:
-        init_weights(model, cfg.init_from, cfg.init_parts)
+        init_weights(model, cfg.init_from, cfg.init_parts, cfg.init_widen)
     return 0, 0.0
 
 
