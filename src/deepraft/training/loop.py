@@ -222,7 +222,9 @@ def _micro_step(
         if teacher is not None:  # the same copies, with the same smoothing noise
             with torch.no_grad():
                 g = torch.Generator(device=device).manual_seed(noise_seed)
-                taught = teacher.scan(copies.detach(), True, g, views["as_work"], views["scales"])
+                taught = teacher.scan(
+                    copies.detach(), noise=True, generator=g, as_work=views["as_work"], scales=views["scales"]
+                )
     labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
     det = detection_loss(logits, labels)
     img = image_loss(stamped.float(), x, cfg.loss)
