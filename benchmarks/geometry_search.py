@@ -16,6 +16,7 @@ MODEL: a bundled name or a card folder. The non-photos are those of the val pack
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -94,8 +95,10 @@ def read_grid(stamper, pic) -> np.ndarray:
     return out
 
 
-def collect(stamper, photos: list[Path], nonphotos: list[tuple[Path, str]], variants: int, seed: int):
-    """(rows, grids): per sample (source, kind, edit) and its read grid."""
+def collect(protect, reads, photos: list[Path], nonphotos: list[tuple[Path, str]], variants: int, seed: int):
+    """(rows, grids): per sample (source, kind, edit) and ``reads`` of it (an array per picture);
+    ``protect`` stamps a picture. The draws depend on ``seed`` alone, so two models measured
+    with the same seed see the same crops, angles and pastes."""
     conds = conditions(STUDY_GRID)
     rows: list[tuple[str, str, str]] = []
     grids: list[np.ndarray] = []
@@ -106,7 +109,7 @@ def collect(stamper, photos: list[Path], nonphotos: list[tuple[Path, str]], vari
     def keep_all(source: str, kind_of: dict[str, str]):
         def keep(label, variant, kind, img):
             rows.append((source, kind_of.get(kind, kind), label))
-            grids.append(read_grid(stamper, picture_from_pil(img.convert("RGB"), source, max_pixels=None)))
+            grids.append(reads(picture_from_pil(img.convert("RGB"), source, max_pixels=None)))
 
         return keep
 
@@ -114,7 +117,7 @@ def collect(stamper, photos: list[Path], nonphotos: list[tuple[Path, str]], vari
         pic = read_image(f)
         edits = grid_edits(conds, files_scenery([o for o in photos if o != f]))
         draws = lambda ci, v, pi=pi: sample_seed(seed, pi, ci, v)
-        measure(score, stamper.protect(pic), pic, edits, variants, seed=draws, keep=keep_all(f.name, {}))
+        measure(score, protect(pic), pic, edits, variants, seed=draws, keep=keep_all(f.name, {}))
         print(f"photo {pi + 1}/{len(photos)}", flush=True)
     for ni, (f, kind) in enumerate(nonphotos):
         if ni % 10 == 0:
@@ -145,28 +148,45 @@ def summarise(rows, grids: np.ndarray, fpr: float = 1e-3, photos_only: bool = Fa
         neg = np.sort(sc[calib])
         k = int(math.floor(fpr * neg.size))  # at most k clean samples above the threshold
         thr = float(neg[neg.size - 1 - k])
-        tpr = {str(lab): float((sc[(labels == lab) & ~clean] > thr).mean()) for lab in dict.fromkeys(labels[~clean])}
-        fp = {
-            str(kind): [int((sc[kinds == kind] > thr).sum()), int((kinds == kind).sum())]
-            for kind in sorted(set(kinds[clean]))
-        }
+        tpr, fp = rates_at(sc, kinds, labels, thr)
         out[name] = {"scales": list(scales), "angles": list(angles), "threshold": thr, "tpr": tpr, "clean_above": fp}
     return out
 
 
-def main() -> None:
-    ap = heldout.parser(__doc__, photos=29)
+def rates_at(sc: np.ndarray, kinds: np.ndarray, labels: np.ndarray, thr: float) -> tuple[dict, dict]:
+    """At threshold ``thr``, per edit label: the TPR of the stamped samples (kind 'stamped'); per
+    clean kind: [samples above, samples] of the scores ``sc``."""
+    clean = kinds != "stamped"
+    tpr = {str(lab): float((sc[(labels == lab) & ~clean] > thr).mean()) for lab in dict.fromkeys(labels[~clean])}
+    above = {str(k): [int((sc[kinds == k] > thr).sum()), int((kinds == k).sum())] for k in sorted(set(kinds[clean]))}
+    return tpr, above
+
+
+def study_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The design study's command line: :func:`heldout.parser`'s arguments and the non-photos,
+    the variants and the seed of the draws."""
+    ap = heldout.parser(doc, photos=29)
     ap.add_argument("--nonphoto", type=Path, default=heldout.VAL.parent.parent / "nonphoto")
     ap.add_argument("--max-nonphoto", type=int, default=None, help="at most this many non-photos")
     ap.add_argument("--variants", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    stamper = deepraft.load(args.model, device="cpu")
+    ap.add_argument("--seed", type=int, default=0, help="the draws (the same seed, the same edits)")
+    return ap
+
+
+def study_pictures(args: argparse.Namespace) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The held-out photos and the (path, kind) of the val-package non-photos ``args`` names."""
     photos = find_images(args.data)[: args.photos]
     nonphotos = split_files(args.nonphoto, "val") if args.nonphoto and args.nonphoto.is_dir() else []
-    nonphotos = nonphotos[: args.max_nonphoto] if args.max_nonphoto is not None else nonphotos
+    return photos, nonphotos[: args.max_nonphoto] if args.max_nonphoto is not None else nonphotos
+
+
+def main() -> None:
+    args = study_parser(__doc__).parse_args()
+    stamper = deepraft.load(args.model, device="cpu")
+    photos, nonphotos = study_pictures(args)
     t0 = time.perf_counter()
-    rows, grids = collect(stamper, photos, nonphotos, args.variants, args.seed)
+    reads = lambda pic: read_grid(stamper, pic)
+    rows, grids = collect(stamper.protect, reads, photos, nonphotos, args.variants, args.seed)
     res = {
         "model": args.model,
         "photos": len(photos),
@@ -183,16 +203,15 @@ def main() -> None:
             print(f"\n{name}: threshold {r['threshold']:.3f}, clean above {r['clean_above']}")
             print("  " + ", ".join(f"{lab} {v:.2f}" for lab, v in r["tpr"].items()))
     heldout.write_json(args.out, res)
-    if args.out is not None:  # every read of every sample, to try other read sets without scanning again
-        np.savez_compressed(
-            args.out.with_suffix(".npz"),
-            grids=grids,
-            kinds=np.array([k for _, k, _ in rows]),
-            edits=np.array([e for _, _, e in rows]),
-            sources=np.array([s for s, _, _ in rows]),
-            scales=np.array(SCALES),
-            angles=np.array(ANGLES),
-        )
+    if args.out is not None:
+        save_reads(args.out, rows, grids=grids, scales=np.array(SCALES), angles=np.array(ANGLES))
+
+
+def save_reads(out: Path, rows, **arrays: np.ndarray) -> None:
+    """Every read of every sample beside the JSON ``out`` (its ``.npz``), with each sample's kind,
+    edit and source: other read sets can be tried without scanning again."""
+    columns = {name: np.array([r[i] for r in rows]) for i, name in enumerate(("sources", "kinds", "edits"))}
+    np.savez_compressed(out.with_suffix(".npz"), **columns, **arrays)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def test_stamp_keeps_size_and_hits_psnr(size):
 def test_training_forward_orders_stamped_then_clean():
     model = build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", work_size=32, smoothing_std=0.5))
     x = torch.rand(3, 3, 40, 40)
-    stamped, logits, copies = model(x)
-    assert stamped.shape == x.shape and logits.shape == (6,) and copies.shape == (6, 3, 40, 40)
+    out = model(x)
+    assert out.stamped.shape == x.shape and out.logits.shape == (6,) and out.copies.shape == (6, 3, 40, 40)
+    assert out.messages is None  # a zero-bit model
     model.eval()
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     assert torch.equal(model.scan(x, noise=True, generator=g1), model.scan(x, noise=True, generator=g2))
@@ -346,7 +347,8 @@ def test_as_work_stamps_and_scans_the_input_as_it_is():
         assert torch.allclose(direct, (x + model.residual(x)).clamp(0, 1))
         assert not torch.allclose(direct, model.stamp(x))  # else it goes through a 40 px copy
         assert torch.equal(model.scan(x, as_work=True), model.read(x))
-        stamped, logits, _ = model(x, as_work=True)
+        out = model(x, as_work=True)
+        stamped, logits = out.stamped, out.logits
     assert torch.allclose(stamped, direct) and logits.shape == (4,)
 
 
@@ -372,3 +374,64 @@ def test_training_reads_at_scales_as_the_deployed_score_does():
 def test_scan_scales_must_include_one_and_leave_smoothing_alone(scales, std):
     with pytest.raises(ValueError, match="scan_scales"):
         build_model(ModelConfig(encoder="unet_tiny", scanner="convnet_tiny", scan_scales=scales, smoothing_std=std))
+
+
+def test_keyed_score_is_sqrt_k_on_the_key_and_unit_variance_over_keys():
+    """Over all 2^k keys, any logits score mean 0 and mean square 1 (the bound behind the keyed
+    threshold); the key itself scores sqrt(k), its complement -sqrt(k)."""
+    import itertools
+
+    logits = torch.tensor([[2.0, -0.5, 1.5, -3.0], [0.1, 0.2, -0.3, 0.4]])
+    keys = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))  # (16, 4)
+    scores = torch.stack([Fn.keyed_score(logits, k) for k in keys])  # (16, 2)
+    assert torch.allclose(scores.mean(dim=0), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(scores.pow(2).mean(dim=0), torch.ones(2), atol=1e-5)
+    own = (logits > 0).float()
+    assert torch.allclose(Fn.keyed_score(logits, own), logits.abs().sum(1) / logits.norm(dim=1))
+    assert torch.allclose(Fn.keyed_score(torch.tensor([[3.0, -3.0]]), torch.tensor([1.0, 0.0])), torch.tensor([2**0.5]))
+    assert torch.allclose(
+        Fn.keyed_score(torch.tensor([[3.0, -3.0]]), torch.tensor([0.0, 1.0])), torch.tensor([-(2**0.5)])
+    )
+
+
+def test_stronger_read_keeps_the_larger_logit_or_the_bit_read_of_larger_norm():
+    assert torch.equal(Fn.stronger_read(torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])), torch.tensor([1.0, 3.0]))
+    a = torch.tensor([[3.0, -3.0], [0.1, 0.1]])
+    b = torch.tensor([[-1.0, 1.0], [-2.0, 2.0]])
+    assert torch.equal(Fn.stronger_read(a, b), torch.tensor([[3.0, -3.0], [-2.0, 2.0]]))
+
+
+def _keyed_model(**over):
+    cfg = {
+        "encoder": "unet_fc_tiny",
+        "scanner": "mapnet_tiny",
+        "work_size": 32,
+        "work_mode": "area",
+        "psnr_target": 30.0,
+        "message_bits": 8,
+        "scan_transpose": True,
+    }
+    return build_model(ModelConfig(**{**cfg, **over}))
+
+
+def test_keyed_model_writes_its_message_and_reads_bits():
+    torch.manual_seed(0)
+    model = _keyed_model()
+    x = torch.rand(2, 3, 48, 40)
+    m0, m1 = torch.zeros(2, 8), torch.ones(2, 8)
+    a, b = model.stamp(x, message=m0), model.stamp(x, message=m1)
+    assert a.shape == x.shape and not torch.allclose(a, b)  # the bits change the stamp
+    with pytest.raises(ValueError, match=r"\(2, 8\) message"):
+        model.stamp(x)
+    assert model.scan(a).shape == (2, 8)  # transposed read: the stronger of the two
+    out = model(x, generator=torch.Generator().manual_seed(1))
+    assert out.logits.shape == (4, 8) and out.messages.shape == (2, 8)
+    assert set(out.messages.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(out.stamped, model.stamp(x, message=out.messages))
+
+
+def test_keyed_model_needs_a_message_carrying_encoder_and_no_smoothing():
+    with pytest.raises(ValueError, match="carries no message"):
+        _keyed_model(encoder="unet_tiny")
+    with pytest.raises(ValueError, match="without smoothing"):
+        _keyed_model(smoothing_std=0.25)

@@ -7,11 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import deepraft
 from deepraft.core.config import ModelConfig, from_dict, load_train_config
 from deepraft.core.weights_io import checkpoint_dirs, latest_checkpoint, read_model_config
 from deepraft.models import build_model
 from deepraft.training.loop import init_weights, schedule_db, stamp_boost, train
-from tests.conftest import EXAMPLES, REPO, TINY_MODEL
+from tests.conftest import EXAMPLES, REPO, TINY_AREA_MODEL, TINY_MODEL
 
 
 def _cfg(**over):
@@ -236,6 +237,29 @@ def test_init_widen_starts_a_wider_scanner_from_what_the_narrow_one_computes(tmp
     assert torch.allclose(wide.eval().scanner(x), base.eval().scanner(x), atol=1e-5)
     start = {"model": wide_cfg, "freeze": ["encoder"], "init_from": str(tmp_path / "base"), "init_widen": True}
     assert train(_cfg(**start, max_steps=1), photo_dir, tmp_path / "wide", show_progress=False).step == 1
+
+
+def test_keyed_run_starts_from_a_zero_bit_model_widened_and_logs_bit_accuracy(tmp_path, photo_dir):
+    """A keyed model (message_bits) widened from a zero-bit run: the message's input planes read
+    by zero weights, so its first stamps are the zero-bit model's whatever the bits; it trains,
+    logs its bits' accuracy, and a distillation teacher is refused."""
+    area = {k: v for k, v in TINY_AREA_MODEL.items() if k != "scan_scales"}
+    train(_cfg(model=area, max_steps=1), photo_dir, tmp_path / "zero", show_progress=False)
+    keyed_cfg = {**area, "message_bits": 6}
+    base, keyed = build_model(from_dict(ModelConfig, area)), build_model(from_dict(ModelConfig, keyed_cfg))
+    init_weights(base, str(tmp_path / "zero"))
+    init_weights(keyed, str(tmp_path / "zero"), widen=True)
+    x = torch.rand(2, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.allclose(keyed.stamp(x, message=torch.ones(2, 6)), base.stamp(x), atol=1e-6)
+    start = {"model": keyed_cfg, "init_from": str(tmp_path / "zero"), "init_widen": True}
+    res = train(_cfg(**start, max_steps=2), photo_dir, tmp_path / "keyed", show_progress=False)
+    assert res.step == 2 and 0 <= res.last["acc"] <= 1 and 0 <= res.last["tnr"] <= 1
+    with pytest.raises(ValueError, match="keyed study model"):  # the runtime reads zero-bit models only
+        deepraft.load(tmp_path / "keyed", device="cpu")
+    with pytest.raises(ValueError, match="reads bits"):
+        cfg = _cfg(model=keyed_cfg, freeze=["encoder"], distill_from=str(tmp_path / "zero"))
+        train(cfg, photo_dir, tmp_path / "distilled", show_progress=False)
 
 
 def test_channels_last_and_cpu_autocast_train_and_a_bad_autocast_is_refused(tmp_path, photo_dir):
@@ -527,7 +551,7 @@ def test_every_config_resolves_and_builds_its_model(path):
     model = build_model(cfg.model)
     x = torch.rand(1, 3, cfg.model.work_size, cfg.model.work_size)
     with torch.no_grad():
-        assert model.scanner(x).shape == (1,)
+        assert model.scanner(x).shape == ((1, cfg.model.message_bits) if cfg.model.message_bits else (1,))
 
 
 def test_default_recipe_stages_fine_tune_each_other():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepraft.core.config import LossConfig
-from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight, yuv_mse
+from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight, message_loss, yuv_mse
 
 
 def test_detection_loss_known_values():
@@ -62,3 +62,14 @@ def test_image_weight_ramps_linearly(step, expected):
 
 def test_image_weight_without_ramp_is_constant():
     assert image_weight(0, LossConfig(image_weight=3.0, image_weight_ramp=0)) == 3.0
+
+
+def test_message_loss_wants_the_stamped_bits_and_even_odds_on_clean_copies():
+    messages = torch.tensor([[1.0, 0.0, 1.0]])
+    right = torch.tensor([[20.0, -20.0, 20.0], [0.0, 0.0, 0.0]])
+    assert message_loss(right, messages).item() < 1e-6
+    wrong_bits = torch.tensor([[-20.0, 20.0, -20.0], [0.0, 0.0, 0.0]])
+    sure_clean = torch.tensor([[20.0, -20.0, 20.0], [5.0, -5.0, 5.0]])
+    assert (
+        message_loss(wrong_bits, messages) > 10 and message_loss(sure_clean, messages) > 1.5
+    )  # clean: 0.5 * (softplus(5) + softplus(-5)) - ln 2 each

@@ -85,6 +85,13 @@ class ModelConfig:
     into a collage or inside a wide border shows its stamp near the scale it was made at. The
     scanner reads a copy at the largest scale and resizes it for the others; the cost grows with
     the sum of the squared scales. Not with smoothing (its noise lives in one working copy)."""
+    message_bits: int = 0
+    """0: a zero-bit stamp (the scanner says "stamped" or not). k > 0: a *keyed* stamp (candidate C
+    of the stamp v3 study): the encoder writes k bits into the stamp, random ones in training, and
+    the scanner reads k bit logits; a picture is stamped when they match the platform's key
+    (:func:`deepraft.models.functional.keyed_score`), so a picture that merely looks like a stamp
+    to the scanner decodes to bits unrelated to the key. Study models only: the runtime (stamper,
+    cards, service) reads zero-bit models."""
 
 
 @dataclass

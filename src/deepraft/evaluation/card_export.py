@@ -76,6 +76,8 @@ def _checkpoint_model(ckpt: Path, scan_scales: Sequence[float] | None) -> tuple[
     """The model of checkpoint ``ckpt``, reading at ``scan_scales`` when given, and the config
     fields that differ from the checkpoint's (``{}`` or ``{"scan_scales": [...]}``)."""
     cfg = read_model_config(ckpt / WEIGHTS_FILE)
+    if cfg.message_bits:
+        raise ValueError(f"{ckpt}: a keyed study model (message_bits) has no zero-bit score to calibrate")
     overrides = {}
     if scan_scales is not None and tuple(scan_scales) != tuple(cfg.scan_scales):
         overrides["scan_scales"] = [float(s) for s in scan_scales]

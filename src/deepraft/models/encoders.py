@@ -29,12 +29,14 @@ class UNetEncoder(nn.Module):
         work_size: int = 128,
         stem_stride: int = 1,
         learned_pattern: bool = True,
+        message_bits: int = 0,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         self.stem_stride = int(stem_stride)
+        self.message_bits = int(message_bits)
         self.downs = nn.ModuleList()
-        cin = 3
+        cin = 3 + self.message_bits  # the message enters as constant planes beside the picture
         for c in channels:
             self.downs.append(_block(cin, c))
             cin = c
@@ -45,10 +47,18 @@ class UNetEncoder(nn.Module):
         self.head = nn.Conv2d(cin, 3, 1)
         self.bias = nn.Parameter(torch.randn(1, 3, work_size, work_size) * 0.1) if learned_pattern else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, message: torch.Tensor | None = None) -> torch.Tensor:
+        """Residual for (B,3,h,w) ``x`` in [0,1]; with ``message_bits``, ``message`` is the
+        (B, message_bits) bits in {0, 1} the stamp carries."""
         h = x * 2.0 - 1.0
         if self.stem_stride > 1:
             h = F.avg_pool2d(h, self.stem_stride)
+        if self.message_bits:
+            if message is None or message.shape != (x.shape[0], self.message_bits):
+                got = None if message is None else tuple(message.shape)
+                raise ValueError(f"this encoder stamps a ({x.shape[0]}, {self.message_bits}) message, got {got}")
+            planes = (message.to(h.dtype) * 2.0 - 1.0)[:, :, None, None].expand(-1, -1, *h.shape[-2:])
+            h = torch.cat([h, planes], dim=1)
         skips = []
         for i, down in enumerate(self.downs):
             if i > 0:
@@ -77,11 +87,14 @@ def unet(channels: tuple[int, ...] = (24, 48, 96), work_size: int = 128, stem_st
 
 
 @register_encoder("unet_fc")
-def unet_fc(channels: tuple[int, ...] = (16, 32, 64), work_size: int = 128, stem_stride: int = 1) -> nn.Module:
-    """Fully convolutional U-Net: the stamp is a function of the picture alone, with no learned
-    constant pattern (a fixed additive pattern can be averaged out of many stamped pictures,
-    forged onto others and filtered away). Any working-copy size and aspect ratio."""
-    return UNetEncoder(channels=channels, work_size=work_size, stem_stride=stem_stride, learned_pattern=False)
+def unet_fc(
+    channels: tuple[int, ...] = (16, 32, 64), work_size: int = 128, stem_stride: int = 1, message_bits: int = 0
+) -> nn.Module:
+    """Fully convolutional U-Net: the stamp is a function of the picture alone (and of the
+    ``message_bits`` bits it carries, if any), with no learned constant pattern (a fixed additive
+    pattern can be averaged out of many stamped pictures, forged onto others and filtered away).
+    Any working-copy size and aspect ratio."""
+    return UNetEncoder(channels, work_size, stem_stride, learned_pattern=False, message_bits=message_bits)
 
 
 @register_encoder("unet_tiny")
@@ -90,5 +103,5 @@ def unet_tiny(work_size: int = 128) -> nn.Module:
 
 
 @register_encoder("unet_fc_tiny")
-def unet_fc_tiny(work_size: int = 128) -> nn.Module:
-    return UNetEncoder(channels=(4, 8), work_size=work_size, learned_pattern=False)
+def unet_fc_tiny(work_size: int = 128, message_bits: int = 0) -> nn.Module:
+    return UNetEncoder(channels=(4, 8), work_size=work_size, learned_pattern=False, message_bits=message_bits)

@@ -88,19 +88,26 @@ class MapScanner(nn.Module):
         top_fraction: float = 0.25,
         stem_stride: int = 1,
         antialias: bool = False,
+        message_bits: int = 0,
     ) -> None:
         super().__init__()
         if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         self.top_fraction = float(top_fraction)
+        self.message_bits = int(message_bits)
         self.features, cout = conv_stack(tuple(int(c) for c in channels), stem_stride, bool(antialias))
-        self.head = nn.Conv2d(cout, 1, 1)
+        self.head = nn.Conv2d(cout, max(1, self.message_bits), 1)
 
     def local_map(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,1,h',w') local logits of a (B,3,h,w) batch in [0,1]."""
+        """(B,C,h',w') local logits of a (B,3,h,w) batch in [0,1]: C = 1 ("stamped here"), or
+        one per message bit."""
         return self.head(self.features(scanner_input(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) stamp logits, or with ``message_bits`` (B, message_bits) bit logits (the local
+        map's mean: every stamped neighbourhood carries the whole message)."""
+        if self.message_bits:
+            return self.local_map(x).mean(dim=(2, 3))
         return top_mean(self.local_map(x).flatten(1), self.top_fraction)
 
 
@@ -123,15 +130,16 @@ def mapnet(
     top_fraction: float = 0.25,
     stem_stride: int = 1,
     antialias: bool = False,
+    message_bits: int = 0,
 ) -> nn.Module:
     """Fully convolutional scanner pooled over its top ``top_fraction`` of local logits;
-    ``antialias``: blur-pooled strides."""
-    return MapScanner(channels=channels, top_fraction=top_fraction, stem_stride=stem_stride, antialias=antialias)
+    ``antialias``: blur-pooled strides; ``message_bits``: reads that many bits instead."""
+    return MapScanner(channels, top_fraction, stem_stride, antialias, message_bits)
 
 
 @register_scanner("mapnet_tiny")
-def mapnet_tiny(top_fraction: float = 0.25, antialias: bool = False) -> nn.Module:
-    return MapScanner(channels=(4, 8, 8), top_fraction=top_fraction, antialias=antialias)
+def mapnet_tiny(top_fraction: float = 0.25, antialias: bool = False, message_bits: int = 0) -> nn.Module:
+    return MapScanner((4, 8, 8), top_fraction, antialias=antialias, message_bits=message_bits)
 
 
 @register_scanner("convnet")

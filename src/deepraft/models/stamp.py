@@ -34,21 +34,26 @@ class TrainingPass(NamedTuple):
     copies: torch.Tensor
     """The copies read, [stamped..., clean...]: quantised and edited, before the smoothing noise
     (another scanner, a teacher, reads the same copies with :meth:`StampModel.scan`)."""
+    messages: torch.Tensor | None = None
+    """A keyed model's (``message_bits``) random bits in {0, 1}, one row per stamped picture."""
 
 
 class StampModel(nn.Module):
     def __init__(self, cfg: ModelConfig, encoder: nn.Module, scanner: nn.Module) -> None:
         super().__init__()
         check_scan_scales(cfg.scan_scales, cfg.smoothing_std)
+        if cfg.message_bits < 0 or (cfg.message_bits and cfg.smoothing_std > 0):
+            raise ValueError(f"message_bits must be >= 0 and without smoothing, got {cfg.message_bits}")
         self.cfg = cfg
         self.encoder = encoder
         self.scanner = scanner
 
     # -- stamping ---------------------------------------------------------------------
-    def residual(self, work: torch.Tensor) -> torch.Tensor:
-        """Stamp residual at working resolution for a (B,3,s,s) working copy in [0,1]."""
+    def residual(self, work: torch.Tensor, message: torch.Tensor | None = None) -> torch.Tensor:
+        """Stamp residual at working resolution for a (B,3,s,s) working copy in [0,1]; a keyed
+        model (``message_bits``) writes ``message``, (B, message_bits) bits in {0, 1}."""
         cfg = self.cfg
-        r = self.encoder(work)
+        r = self.encoder(work, message) if cfg.message_bits else self.encoder(work)
         if cfg.luma_only:
             r = Fn.to_luma(r).expand(-1, 3, -1, -1)
         if cfg.residual_highpass > 0:
@@ -89,12 +94,15 @@ class StampModel(nn.Module):
         """The working copy of a (B,3,H,W) batch (see :func:`functional.work_shape`)."""
         return Fn.resize_to_work(x, self.cfg.work_size, self.cfg.work_mode)
 
-    def stamp(self, x: torch.Tensor, boost: float = 1.0, as_work: bool = False) -> torch.Tensor:
+    def stamp(
+        self, x: torch.Tensor, boost: float = 1.0, as_work: bool = False, message: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Stamp a (B,3,H,W) batch in [0,1]; the output has the input's size. ``boost`` > 1
         makes the stamp stronger than the model's setting (a training warm-up only).
         ``as_work``: ``x`` is already at the working copy's scale (training crops that are
-        windows of a working copy), so it is stamped as it is, not resized first."""
-        r = self.residual(x if as_work else self.work(x))
+        windows of a working copy), so it is stamped as it is, not resized first. ``message``:
+        see :meth:`residual`."""
+        r = self.residual(x if as_work else self.work(x), message)
         if boost != 1.0:
             r = r * boost
         if r.shape[-2:] != x.shape[-2:]:
@@ -118,14 +126,19 @@ class StampModel(nn.Module):
         into forgeries, still labelled clean: another picture's stamp (``swap``) or a fixed
         pattern at the stamp's strength (``pattern``, ``use_pattern``).
         ``boost``, ``as_work``: see :meth:`stamp` (with ``as_work`` the scanner too reads the
-        augmented copies as they are)."""
-        stamped = self.stamp(x, boost, as_work)
+        augmented copies as they are). A keyed model stamps each picture with random bits drawn
+        from ``generator`` (returned as ``messages``)."""
+        messages = None
+        if self.cfg.message_bits:
+            shape = (x.shape[0], self.cfg.message_bits)
+            messages = torch.randint(0, 2, shape, generator=generator, device=x.device).to(x.dtype)
+        stamped = self.stamp(x, boost, as_work, messages)
         clean = x if negatives is None else forge(x, stamped - x, negatives)
         both = torch.cat([Fn.quantize_ste(stamped), Fn.quantize_ste(clean)])
         if augment is not None:
             both = augment(both)
         logits = self.scan(both, noise=True, generator=generator, as_work=as_work, scales=scales)
-        return TrainingPass(stamped, logits, both)
+        return TrainingPass(stamped, logits, both, messages)
 
     # -- scanning ---------------------------------------------------------------------
     @property
@@ -153,7 +166,7 @@ class StampModel(nn.Module):
         out: torch.Tensor | None = None
         for _, work in self.scale_copies(copies):
             sc = self._score_one(work, chunk, read) if smoothed else read(work)
-            out = sc if out is None else torch.maximum(out, sc)
+            out = sc if out is None else Fn.stronger_read(out, sc)
         assert out is not None
         return out
 
@@ -205,7 +218,7 @@ class StampModel(nn.Module):
         out: torch.Tensor | None = None
         for s in scales:
             logits = self.read(Fn.rescale(work, s))
-            out = logits if out is None else torch.maximum(out, logits)
+            out = logits if out is None else Fn.stronger_read(out, logits)
         if out is None:
             raise ValueError("scan: scales is empty")
         return out
@@ -213,10 +226,11 @@ class StampModel(nn.Module):
     def read(self, work: torch.Tensor) -> torch.Tensor:
         """The scanner's logits for (B,3,h,w) working copies; with ``scan_transpose``, the larger
         of the logits of each copy and of its transpose (mirrored along the diagonal): a quarter
-        turn is then a mirror of what the scanner reads, and mirrors are learned from data."""
+        turn is then a mirror of what the scanner reads, and mirrors are learned from data. A
+        keyed model's reads are (B, message_bits) bit logits (see :func:`functional.stronger_read`)."""
         logits = self.scanner(work)
         if self.cfg.scan_transpose:
-            logits = torch.maximum(logits, self.scanner(work.transpose(-2, -1)))
+            logits = Fn.stronger_read(logits, self.scanner(work.transpose(-2, -1)))
         return logits
 
 
@@ -237,6 +251,12 @@ def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Te
 
 
 def build_model(cfg: ModelConfig) -> StampModel:
-    encoder = create_encoder(cfg.encoder, work_size=cfg.work_size, **cfg.encoder_kwargs)
-    scanner = create_scanner(cfg.scanner, **cfg.scanner_kwargs)
+    keyed = {"message_bits": cfg.message_bits} if cfg.message_bits else {}
+    try:
+        encoder = create_encoder(cfg.encoder, work_size=cfg.work_size, **cfg.encoder_kwargs, **keyed)
+        scanner = create_scanner(cfg.scanner, **cfg.scanner_kwargs, **keyed)
+    except TypeError as exc:
+        if keyed and "message_bits" in str(exc):
+            raise ValueError(f"message_bits: {cfg.encoder!r} or {cfg.scanner!r} carries no message") from exc
+        raise
     return StampModel(cfg, encoder, scanner)

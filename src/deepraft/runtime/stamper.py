@@ -253,6 +253,8 @@ def load(
     ``engine``: what runs the scanner when scanning (:mod:`deepraft.runtime.engine`; ``auto``: ONNX
     Runtime on a CPU, PyTorch on a GPU)."""
     card = resolve_card(model if isinstance(model, str) else Path(model))
+    if card.model.message_bits:
+        raise ValueError(f"{card.weights_path}: a keyed study model (message_bits); the runtime reads zero-bit models")
     dev = default_device() if device is None else torch.device(device)
     net = build_model(card.model)
     load_weights(net, card.weights_path)

@@ -28,12 +28,13 @@ from deepraft.core.data import find_images, sample_seed, split_files
 from deepraft.core.fileio import atomic_write_text
 from deepraft.core.weights_io import latest_checkpoint, load_weights, widen_state
 from deepraft.models import StampModel, build_model
-from deepraft.models.functional import psnr
+from deepraft.models.functional import keyed_score, psnr
+from deepraft.models.stamp import TrainingPass
 from deepraft.training.augment import AugmentLayer, sample_negatives
 from deepraft.training.checkpoint import load_checkpoint, save_checkpoint
 from deepraft.training.datasets import PhotoCrops, StepBatches
 from deepraft.training.distributed import DistInfo, all_reduce_mean, any_rank, init_distributed, shutdown_distributed
-from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight
+from deepraft.training.losses import detection_loss, distill_loss, image_loss, image_weight, message_loss
 
 LOG_FIELDS = [
     "step",
@@ -102,6 +103,8 @@ def build_teacher(cfg: TrainConfig, model: StampModel, device: torch.device) -> 
     unless the encoder is frozen and the teacher's is the same (it must read the same stamp)."""
     if not cfg.distill_from:
         return None
+    if cfg.model.message_bits:
+        raise ValueError("distill_from: a keyed model (message_bits) reads bits, not a teacher's logit")
     if "encoder" not in cfg.freeze:
         raise ValueError("distill_from needs freeze: [encoder] (the teacher reads the stamp it was trained on)")
     card = resolve_card(cfg.distill_from)
@@ -217,26 +220,51 @@ def _micro_step(
         "as_work": cfg.data.at_work_scale,
         "scales": cfg.train_scan_scales,
     }
+    taught = None
     with autocast(cfg.autocast, device):
-        stamped, logits, copies = model(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
+        out = model(x, generator=torch.Generator(device=device).manual_seed(noise_seed), **views)
         if teacher is not None:  # the same copies, with the same smoothing noise
             with torch.no_grad():
                 g = torch.Generator(device=device).manual_seed(noise_seed)
                 taught = teacher.scan(
-                    copies.detach(), noise=True, generator=g, as_work=views["as_work"], scales=views["scales"]
+                    out.copies.detach(), noise=True, generator=g, as_work=views["as_work"], scales=views["scales"]
                 )
-    labels = torch.cat([torch.ones(n, device=device), torch.zeros(n, device=device)])
-    det = detection_loss(logits, labels)
-    img = image_loss(stamped.float(), x, cfg.loss)
-    loss = cfg.loss.detection_weight * det + image_weight(step, cfg.loss) * img
-    if teacher is not None:
-        loss = loss + cfg.loss.distill_weight * distill_loss(logits, taught, labels)
+    loss, stats = _loss(out, x, step, cfg, taught)
     (loss / cfg.grad_accum).backward()
+    return stats, record.strength
+
+
+KEYED_LOG_THRESHOLD = 3.72
+"""The keyed score a training log counts as "found" (FPR <= 1e-3 for any key, see
+:func:`deepraft.models.functional.keyed_score`)."""
+
+
+def _loss(
+    out: TrainingPass, x: torch.Tensor, step: int, cfg: TrainConfig, taught: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of a training pass over clean crops ``x`` and its metrics (loss, det, img, psnr,
+    acc, tpr, tnr): a keyed model's acc is its stamped copies' bit accuracy, and its tpr/tnr count
+    keyed scores over :data:`KEYED_LOG_THRESHOLD` with each picture's own message as the key."""
+    n, logits, dev = x.shape[0], out.logits, x.device
+    labels = torch.cat([torch.ones(n, device=dev), torch.zeros(n, device=dev)])
+    if out.messages is None:
+        det = detection_loss(logits, labels)
+    else:
+        det = message_loss(logits, out.messages)
+    img = image_loss(out.stamped.float(), x, cfg.loss)
+    loss = cfg.loss.detection_weight * det + image_weight(step, cfg.loss) * img
+    if taught is not None:
+        loss = loss + cfg.loss.distill_weight * distill_loss(logits, taught, labels)
     with torch.no_grad():
-        pred = logits.float() > 0
-        stats = [loss, det, img, psnr(stamped.float(), x).mean()]
-        stats += [(pred == labels.bool()).float().mean(), pred[:n].float().mean(), (~pred[n:]).float().mean()]
-        return torch.stack([v.detach() for v in stats]), record.strength
+        if out.messages is None:
+            pred = logits.float() > 0
+            acc = (pred == labels.bool()).float().mean()
+        else:
+            pred = keyed_score(logits, out.messages.repeat(2, 1)) > KEYED_LOG_THRESHOLD
+            acc = ((logits[:n].float() > 0) == out.messages.bool()).float().mean()
+        stats = [loss, det, img, psnr(out.stamped.float(), x).mean(), acc]
+        stats += [pred[:n].float().mean(), (~pred[n:]).float().mean()]
+        return loss, torch.stack([v.detach() for v in stats])
 
 
 def train_step(

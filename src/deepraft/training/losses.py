@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from kornia.color import rgb_to_yuv
 from kornia.losses import ssim_loss
@@ -12,6 +14,17 @@ from deepraft.core.config import LossConfig
 
 def detection_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def message_loss(bit_logits: torch.Tensor, messages: torch.Tensor) -> torch.Tensor:
+    """A keyed model's detection loss on (2n, k) bit logits, [stamped..., clean...]: the stamped
+    copies' bits are the ``messages`` (n, k) they carry; a clean copy carries none, so each of its
+    bits is pushed to even odds (logit 0): unstamped pictures give the key nothing to match."""
+    n = messages.shape[0]
+    lf = bit_logits.float()
+    stamped = F.binary_cross_entropy_with_logits(lf[:n], messages.float())
+    clean = F.binary_cross_entropy_with_logits(lf[n:], torch.full_like(lf[n:], 0.5)) - math.log(2.0)
+    return stamped + clean
 
 
 def distill_loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
