@@ -119,6 +119,21 @@ def test_eval_clean_only_from_the_command_line(tmp_path, tiny_card):
     assert r.returncode == 2 and "no MANIFEST.tsv to split by package" in " ".join(r.stderr.split())
 
 
+def test_eval_clean_only_reads_an_uncalibrated_run_for_its_scores(tmp_path, tiny_run):
+    """A training run has no calibrated threshold: its clean scores are reported per kind, and no
+    sample counts as flagged (it used to fail with a KeyError once every picture was scanned)."""
+    folder = _kinded_folder(tmp_path)
+    out = tmp_path / "out"
+    r = run_cli("eval", "--model", tiny_run, "--data", folder, "--out", out, "--clean-only")
+    assert r.returncode == 1, r.stderr  # the broken file: reported, the rest measured
+    assert "photo:" in r.stderr and "highest score" in r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["thresholds"] == {} and summary["flagged"] == []
+    assert summary["kinds"]["photo"]["pictures_flagged"] is None and summary["kinds"]["photo"]["n"] > 0
+    report = (out / "report.md").read_text()
+    assert "no calibrated threshold" in report and "| photo | 2 |" in report
+
+
 def synthetic_dir(tmp_path):
     d = tmp_path / "plain"
     d.mkdir(exist_ok=True)

@@ -582,6 +582,9 @@ def _clean_eval(
         _usage(str(exc))
     name = f"{stamper.card.default_fpr:g}"
     for kind, e in summary["kinds"].items():
+        if name not in e["at_threshold"]:  # an uncalibrated training run: its scores only
+            err.print(f"{kind}: {e['n']} samples, highest score {e['highest_score']:.2f}", highlight=False)
+            continue
         at = e["at_threshold"][name]
         err.print(
             f"{kind}: {at['flagged']} of {e['n']} samples flagged ({e['pictures_flagged']} of {e['pictures']} "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -99,11 +100,13 @@ def run_clean_eval(
 def summarise(
     rows: Sequence[tuple[str, str, str, int, float]], thresholds: dict[str, float], default_fpr: float
 ) -> dict[str, Any]:
-    """Per kind: samples, rate above each threshold and its bound; the pictures flagged at the
-    default threshold (name, kind, edit, score), highest first."""
+    """Per kind: samples, rate above each threshold and its bound, the highest score; the pictures
+    flagged at the default threshold (name, kind, edit, score), highest first. A model without
+    that threshold (a training run, not calibrated) gets the scores alone: no picture counts as
+    flagged (``pictures_flagged`` None)."""
     scores = [r[4] for r in rows]
     kinds = [r[1] for r in rows]
-    default = thresholds[f"{default_fpr:g}"]
+    default = thresholds.get(f"{default_fpr:g}", math.inf)
     flagged = [
         {"picture": r[0], "kind": r[1], "edit": r[2], "score": round(r[4], 4)}
         for r in sorted(rows, key=lambda r: -r[4])
@@ -113,7 +116,7 @@ def summarise(
     for kind, entry in per_kind.items():
         mine = [r for r in rows if r[1] == kind]
         entry["pictures"] = len({r[0] for r in mine})
-        entry["pictures_flagged"] = len({r[0] for r in mine if r[4] > default})
+        entry["pictures_flagged"] = len({r[0] for r in mine if r[4] > default}) if default < math.inf else None
         entry["highest_score"] = round(max(r[4] for r in mine), 4)
     return {
         "n_pictures": len({r[0] for r in rows}),
@@ -127,23 +130,23 @@ def summarise(
 
 def markdown(summary: dict[str, Any]) -> str:
     names = sorted(summary["thresholds"], key=float, reverse=True)
-    head = " | ".join(f"FPR at {n} (upper bound)" for n in names)
+    head = "".join(f" FPR at {n} (upper bound) |" for n in names)
     lines = [
         f"# False blocks: model `{summary['model']}`",
         "",
         f"{summary['n_pictures']} clean pictures, {summary['n_samples']} samples (edits: "
         f"{', '.join(summary['grid'])}; {summary['variants']} variant(s)). Rates of clean samples above "
-        "each card threshold, with the one-sided 95 % Clopper-Pearson upper bound.",
+        "each card threshold, with the one-sided 95 % Clopper-Pearson upper bound."
+        + ("" if names else " The model has no calibrated threshold (a training run): its scores only."),
         "",
-        f"| kind | pictures | samples | pictures flagged | highest score | {head} |",
+        f"| kind | pictures | samples | pictures flagged | highest score |{head}",
         "|---|---|---|---|---|" + "---|" * len(names),
     ]
     for kind, e in summary["kinds"].items():
         at = e["at_threshold"]
-        cells = " | ".join(f"{at[n]['fpr']:.2e} ({at[n]['fpr_upper_bound']:.1e})" for n in names)
-        lines.append(
-            f"| {kind} | {e['pictures']} | {e['n']} | {e['pictures_flagged']} | {e['highest_score']:.2f} | {cells} |"
-        )
+        cells = "".join(f" {at[n]['fpr']:.2e} ({at[n]['fpr_upper_bound']:.1e}) |" for n in names)
+        flagged = "-" if e["pictures_flagged"] is None else e["pictures_flagged"]
+        lines.append(f"| {kind} | {e['pictures']} | {e['n']} | {flagged} | {e['highest_score']:.2f} |{cells}")
     if summary["flagged"]:
         lines += ["", f"Flagged at the default threshold (FPR {summary['default_fpr']:g}):", ""]
         lines += [f"- {d['picture']} ({d['kind']}, {d['edit']}): {d['score']:.2f}" for d in summary["flagged"][:50]]
