@@ -79,12 +79,6 @@ def keyed_reads(model: StampModel, key: torch.Tensor, pic: Picture) -> np.ndarra
     return Fn.keyed_score(bits, key).numpy()
 
 
-def bound_threshold(fpr: float, reads: int) -> float:
-    """The keyed score at which a read set of ``reads`` reads passes a picture unrelated to the
-    key with probability at most ``fpr`` (union of Hoeffding bounds)."""
-    return math.sqrt(2.0 * math.log(reads / fpr))
-
-
 def summarise(rows, reads: np.ndarray, fpr: float = 1e-3) -> dict:
     """Per read set: TPR per edit and clean samples above, at the bound and at the empirical
     FPR-``fpr`` point of every clean sample; the highest clean score per kind."""
@@ -99,7 +93,7 @@ def summarise(rows, reads: np.ndarray, fpr: float = 1e-3) -> dict:
         entry: dict = {"scales": list(scales), "highest_clean": {}}
         for kind in sorted(set(kinds[clean])):
             entry["highest_clean"][str(kind)] = float(sc[kinds == kind].max())
-        for tname, thr in (("bound", bound_threshold(fpr, len(scales))), ("empirical", empirical)):
+        for tname, thr in (("bound", Fn.keyed_threshold(fpr, len(scales))), ("empirical", empirical)):
             tpr, above = geometry_search.rates_at(sc, kinds, labels, thr)
             entry[tname] = {"threshold": thr, "tpr": tpr, "clean_above": above}
         out[name] = entry

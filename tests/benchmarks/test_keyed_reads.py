@@ -29,9 +29,8 @@ def _module():
 
 
 def test_bound_threshold_is_the_union_of_hoeffding_bounds():
-    kr = _module()
-    assert kr.bound_threshold(1e-3, 1) == pytest.approx(3.717, abs=1e-3)
-    assert math.exp(-(kr.bound_threshold(1e-3, 5) ** 2) / 2) * 5 == pytest.approx(1e-3)
+    assert Fn.keyed_threshold(1e-3, 1) == pytest.approx(3.717, abs=1e-3)
+    assert math.exp(-(Fn.keyed_threshold(1e-3, 5) ** 2) / 2) * 5 == pytest.approx(1e-3)
 
 
 def test_summary_thresholds_at_the_bound_and_on_the_clean_samples():
@@ -47,7 +46,7 @@ def test_summary_thresholds_at_the_bound_and_on_the_clean_samples():
         rows.append(("p", "stamped", "crop 0.5"))
         reads.append(np.full(n, v, np.float32))
     res = kr.summarise(rows, np.stack(reads))["deployed (scales 1, 2)"]
-    assert res["bound"]["threshold"] == pytest.approx(kr.bound_threshold(1e-3, 2))
+    assert res["bound"]["threshold"] == pytest.approx(Fn.keyed_threshold(1e-3, 2))
     assert res["bound"]["tpr"]["crop 0.5"] == 0.5  # only the 4.0 read passes the bound
     assert res["empirical"]["threshold"] == pytest.approx(0.998)  # one of 1,001 clean samples above
     assert res["empirical"]["tpr"]["crop 0.5"] == 1.0

@@ -17,7 +17,7 @@ from deepraft.core.data import find_images, split_files
 from deepraft.core.imageio import picture_from_pil
 from deepraft.core.weights_io import latest_checkpoint, load_weights, read_model_config, save_weights
 from deepraft.evaluation.calibrate import DEFAULT_FPRS, Calibration, ScoreCache, calibrate
-from deepraft.models import build_model
+from deepraft.models import build_model, require_zero_bit
 from deepraft.models.stamp import StampModel
 from deepraft.runtime.engine import shipped_graph, write_scan_graph
 from deepraft.runtime.stamper import Stamper
@@ -76,8 +76,7 @@ def _checkpoint_model(ckpt: Path, scan_scales: Sequence[float] | None) -> tuple[
     """The model of checkpoint ``ckpt``, reading at ``scan_scales`` when given, and the config
     fields that differ from the checkpoint's (``{}`` or ``{"scan_scales": [...]}``)."""
     cfg = read_model_config(ckpt / WEIGHTS_FILE)
-    if cfg.message_bits:
-        raise ValueError(f"{ckpt}: a keyed study model (message_bits) has no zero-bit score to calibrate")
+    require_zero_bit(cfg, ckpt)
     overrides = {}
     if scan_scales is not None and tuple(scan_scales) != tuple(cfg.scan_scales):
         overrides["scan_scales"] = [float(s) for s in scan_scales]

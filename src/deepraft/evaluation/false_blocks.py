@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -106,17 +105,17 @@ def summarise(
     flagged (``pictures_flagged`` None)."""
     scores = [r[4] for r in rows]
     kinds = [r[1] for r in rows]
-    default = thresholds.get(f"{default_fpr:g}", math.inf)
+    default = thresholds.get(f"{default_fpr:g}")
     flagged = [
         {"picture": r[0], "kind": r[1], "edit": r[2], "score": round(r[4], 4)}
         for r in sorted(rows, key=lambda r: -r[4])
-        if r[4] > default
+        if default is not None and r[4] > default
     ]
     per_kind = rates_by_kind(scores, kinds, thresholds)
     for kind, entry in per_kind.items():
         mine = [r for r in rows if r[1] == kind]
         entry["pictures"] = len({r[0] for r in mine})
-        entry["pictures_flagged"] = len({r[0] for r in mine if r[4] > default}) if default < math.inf else None
+        entry["pictures_flagged"] = None if default is None else len({r[0] for r in mine if r[4] > default})
         entry["highest_score"] = round(max(r[4] for r in mine), 4)
     return {
         "n_pictures": len({r[0] for r in rows}),

@@ -214,6 +214,13 @@ def keyed_score(bit_logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return ((lf * signs).sum(dim=-1) / lf.pow(2).sum(dim=-1).add(1e-12).sqrt()).to(bit_logits.dtype)
 
 
+def keyed_threshold(fpr: float, reads: int = 1) -> float:
+    """The keyed score at which the largest of ``reads`` reads passes a picture unrelated to the
+    key with probability at most ``fpr``: sqrt(2 ln(reads / fpr)), the union of the Hoeffding
+    bounds of :func:`keyed_score` (3.72 for one read at 1e-3)."""
+    return math.sqrt(2.0 * math.log(reads / fpr))
+
+
 def stronger_read(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The stronger of two reads of the same copies: the larger logit of (B,) zero-bit reads;
     for (B,k) bit reads, each row from the read whose logits have the larger norm (the read in

@@ -250,6 +250,13 @@ def forge(x: torch.Tensor, residual: torch.Tensor, negatives: dict[str, torch.Te
     return (x + add).clamp(0.0, 1.0)
 
 
+def require_zero_bit(cfg: ModelConfig, where: object) -> None:
+    """ValueError naming ``where`` for a keyed study model (``message_bits``): the runtime, its
+    cards and their calibration read zero-bit scores."""
+    if cfg.message_bits:
+        raise ValueError(f"{where}: a keyed study model (message_bits); the runtime reads zero-bit models")
+
+
 def build_model(cfg: ModelConfig) -> StampModel:
     keyed = {"message_bits": cfg.message_bits} if cfg.message_bits else {}
     try:

@@ -26,7 +26,7 @@ from deepraft.core.imageio import (
     work_copy_from_pil,
 )
 from deepraft.core.weights_io import load_weights
-from deepraft.models import StampModel, build_model
+from deepraft.models import StampModel, build_model, require_zero_bit
 from deepraft.models import functional as Fn
 from deepraft.runtime.copies import WorkCopies
 from deepraft.runtime.engine import OnnxRead, resolve_engine, shipped_graph
@@ -253,8 +253,7 @@ def load(
     ``engine``: what runs the scanner when scanning (:mod:`deepraft.runtime.engine`; ``auto``: ONNX
     Runtime on a CPU, PyTorch on a GPU)."""
     card = resolve_card(model if isinstance(model, str) else Path(model))
-    if card.model.message_bits:
-        raise ValueError(f"{card.weights_path}: a keyed study model (message_bits); the runtime reads zero-bit models")
+    require_zero_bit(card.model, card.weights_path)
     dev = default_device() if device is None else torch.device(device)
     net = build_model(card.model)
     load_weights(net, card.weights_path)

@@ -28,7 +28,7 @@ from deepraft.core.data import find_images, sample_seed, split_files
 from deepraft.core.fileio import atomic_write_text
 from deepraft.core.weights_io import latest_checkpoint, load_weights, widen_state
 from deepraft.models import StampModel, build_model
-from deepraft.models.functional import keyed_score, psnr
+from deepraft.models.functional import keyed_score, keyed_threshold, psnr
 from deepraft.models.stamp import TrainingPass
 from deepraft.training.augment import AugmentLayer, sample_negatives
 from deepraft.training.checkpoint import load_checkpoint, save_checkpoint
@@ -234,9 +234,8 @@ def _micro_step(
     return stats, record.strength
 
 
-KEYED_LOG_THRESHOLD = 3.72
-"""The keyed score a training log counts as "found" (FPR <= 1e-3 for any key, see
-:func:`deepraft.models.functional.keyed_score`)."""
+KEYED_LOG_THRESHOLD = keyed_threshold(1e-3)
+"""The keyed score a training log counts as "found": FPR <= 1e-3 for any key (3.72)."""
 
 
 def _loss(
